@@ -1,0 +1,101 @@
+"""f7t4jhub sessions: build and check the images, test the spawner, check the recipes.
+
+Quick start: ``nox -s build`` (all images, each followed by its checks), then
+``nox -s tests``. ``nox --list`` shows every session. The logic lives in the
+importable packages ``f7tbuild`` (images) and ``firecrestspawner`` (spawner);
+this file is only the table of sessions.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_venv = "yes"
+
+PYTHON = "3.11"
+BUILD_DEPS = ["-r", "requirements/build.txt"]
+TEST_DEPS = ["-r", "requirements/test.txt"]
+
+
+def _f7tbuild(session: nox.Session, *args: str) -> None:
+    session.install(*BUILD_DEPS)
+    session.run("python", "-m", "f7tbuild", *args, *session.posargs)
+
+
+@nox.session(name="standins", python=PYTHON)
+def standins(session: nox.Session) -> None:
+    """Make the stand-in base images from Debian packages (used when a real base can't be pulled)."""
+    _f7tbuild(session, "standins")
+
+
+@nox.session(name="build-chp", python=PYTHON)
+def build_chp(session: nox.Session) -> None:
+    """Build the chp proxy image, then run its testinfra checks."""
+    _f7tbuild(session, "build", "chp")
+
+
+@nox.session(name="build-hub", python=PYTHON)
+def build_hub(session: nox.Session) -> None:
+    """Build the f7t4jhub hub image, then run its testinfra checks."""
+    _f7tbuild(session, "build", "hub")
+
+
+@nox.session(name="build-singleuser", python=PYTHON)
+def build_singleuser(session: nox.Session) -> None:
+    """Build the singleuser images (all variants, or those named after --), then check them."""
+    _f7tbuild(session, "build", "singleuser")
+
+
+@nox.session(name="build", python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Build and check every image: chp, hub and all singleuser variants."""
+    _f7tbuild(session, "build", "all")
+
+
+@nox.session(name="lock", python=PYTHON)
+def lock(session: nox.Session) -> None:
+    """Regenerate the hub's hashed requirements lock from catalogue.toml."""
+    _f7tbuild(session, "lock")
+
+
+@nox.session(name="lint", python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Lint Dockerfiles (hadolint), shell scripts (shellcheck) and Python (ruff)."""
+    _f7tbuild(session, "lint")
+
+
+@nox.session(name="tests", python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite: unit, spawner against the FirecREST double, Slurm end to end, recipes."""
+    session.install(*TEST_DEPS)
+    session.install("-e", ".[hub]")
+    session.run("pytest", *(session.posargs or ["tests"]))
+
+
+@nox.session(name="check-recipes", python=PYTHON)
+def check_recipes(session: nox.Session) -> None:
+    """Validate the uenv recipe with Stackinator and launch JupyterLab from uenv and native installs."""
+    session.install(*TEST_DEPS)
+    session.run("pytest", "tests/recipes", *session.posargs)
+
+
+@nox.session(name="bench-images", python=PYTHON)
+def bench_images(session: nox.Session) -> None:
+    """Benchmark: cold vs warm build times and image sizes over their bases (prints figures)."""
+    _f7tbuild(session, "bench")
+
+
+@nox.session(name="bench-spawner", python=PYTHON)
+def bench_spawner(session: nox.Session) -> None:
+    """Benchmark: 200 concurrent spawns against the FirecREST double (calls per poll, loop stalls)."""
+    session.install(*TEST_DEPS)
+    session.install("-e", ".[hub]")
+    session.run("python", "-m", "benchmarks.spawn", *session.posargs)
+
+
+@nox.session(name="publish", python=PYTHON)
+def publish(session: nox.Session) -> None:
+    """Push built images to the registry (refuses stand-in builds)."""
+    _f7tbuild(session, "publish")
