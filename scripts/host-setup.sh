@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Prepare a bare Debian 12 host (as root) for building and testing f7t4jhub:
+#   - a Docker engine (scripts/install-docker.sh),
+#   - debootstrap (stand-in base images when no registry can be reached),
+#   - a local single-node Slurm cluster for the end-to-end tests (scripts/slurm-up.sh),
+#   - Node.js/npm on the host (configurable-http-proxy for the end-to-end hub),
+#   - nox and uv in a tools venv, linked into /usr/local/bin.
+# Idempotent: re-running only starts what is not running.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+tools="${F7T_TOOLS_VENV:-/opt/f7t4jhub-tools}"
+
+step() { printf '\n== host-setup: %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "host-setup: must run as root (it installs Debian packages and starts daemons)." >&2
+  echo "            run: sudo bash scripts/host-setup.sh" >&2
+  exit 1
+fi
+
+step "Debian packages"
+export DEBIAN_FRONTEND=noninteractive
+need=()
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+command -v git >/dev/null || need+=(git)
+command -v setpriv >/dev/null || need+=(util-linux)
+if [ "${#need[@]}" -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}"
+else
+  echo "all present"
+fi
+
+step "Docker engine"
+bash "$here/install-docker.sh"
+
+step "Slurm (local single-node cluster)"
+bash "$here/slurm-up.sh"
+
+step "nox and uv (tools venv: $tools)"
+if [ ! -x "$tools/bin/nox" ] || [ ! -x "$tools/bin/uv" ]; then
+  python3 -m venv "$tools"
+  "$tools/bin/python" -m pip install --quiet --upgrade pip
+  "$tools/bin/python" -m pip install --quiet nox uv
+fi
+ln -sf "$tools/bin/nox" /usr/local/bin/nox
+ln -sf "$tools/bin/uv" /usr/local/bin/uv
+nox --version
+uv --version
+step "done"
