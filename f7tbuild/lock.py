@@ -208,7 +208,8 @@ def stack_pins(catalogue: dict[str, Any], stack: str) -> dict[str, str]:
 def hub_requirements(root: Path = REPO_ROOT) -> list[str]:
     """Input of the hub lock: hub stack pins + this package's base and ``hub`` dependencies.
 
-    The stack's compute-only packages (:data:`COMPUTE_ONLY`) are left out. The
+    ``[images.hub] stack_packages`` selects the stack's packages when present;
+    otherwise the stack's compute-only packages (:data:`COMPUTE_ONLY`) are left out. The
     package's own ranges are kept too, so a stack pin outside them fails to resolve
     instead of producing an image whose spawner cannot import.
     """
@@ -223,8 +224,15 @@ def hub_requirements(root: Path = REPO_ROOT) -> list[str]:
     project = pyproject["project"]
     ranges = list(project.get("dependencies", []))
     ranges += list(project.get("optional-dependencies", {}).get("hub", []))
-    reqs = [f"{name}=={version}" for name, version in sorted(pins.items())
-            if name not in COMPUTE_ONLY]
+    selected = hub.get("stack_packages")
+    if selected is not None:
+        wanted = {normalise(n) for n in selected}
+        unknown = sorted(wanted - set(pins))
+        if unknown:
+            raise LockError(f"[images.hub] stack_packages {unknown} are not in stack {stack!r}")
+    else:
+        wanted = set(pins) - COMPUTE_ONLY
+    reqs = [f"{name}=={version}" for name, version in sorted(pins.items()) if name in wanted]
     reqs += ranges
     return reqs
 
