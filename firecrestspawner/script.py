@@ -1,0 +1,171 @@
+"""Render the batch script of a JupyterLab job.
+
+Templates use ``{{name}}`` placeholders (so that shell ``$VARS`` and ``${VARS}`` in
+a site's template need no escaping). Values that come from users were validated by
+:mod:`firecrestspawner.options` *and* are inserted shell-quoted with
+:func:`shlex.quote`; ``#SBATCH`` lines are built only from validated values.
+``{{setup}}``, ``{{extra_directives}}`` and ``{{container_args}}`` come from the
+site's configuration (trusted).
+
+Placeholders:
+
+``directives``
+    The ``#SBATCH`` lines: job name, output, partition, account, reservation,
+    nodes, time, GPUs, then the site's extra directives.
+``setup``
+    The site's setup lines (``FirecRESTSpawner.script_setup``), verbatim.
+``venv``, ``uenv``, ``uenv_view``, ``container_image``
+    The chosen software environment, shell-quoted (``''`` when not used).
+``container_args``
+    The site's extra ``srun`` arguments for containers, each shell-quoted.
+``args``
+    The arguments for ``firecrestspawner-singleuser``, each shell-quoted.
+``launch``
+    A complete launch command for the chosen environment (handy for a site's
+    own single template).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from importlib import resources
+
+from .options import JobOptions
+
+PLACEHOLDERS = frozenset(
+    {
+        "directives",
+        "setup",
+        "venv",
+        "uenv",
+        "uenv_view",
+        "container_image",
+        "container_args",
+        "args",
+        "launch",
+    }
+)
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_DIRECTIVE = re.compile(r"--[a-z][a-z0-9-]*(?:=[A-Za-z0-9_.,:/%@+-]+)?\Z")
+LAUNCHER = "firecrestspawner-singleuser"
+
+
+def packaged_template(environment: str, container_engine: str = "edf") -> str:
+    """Return the template shipped for ``environment`` (native, uenv or container)."""
+    name = f"container-{container_engine}" if environment == "container" else environment
+    path = resources.files("firecrestspawner") / "templates" / f"{name}.sh"
+    if not path.is_file():
+        raise ValueError(
+            f"no packaged batch script template for environment {environment!r} "
+            f"(container engine {container_engine!r}); choose native, uenv or container"
+        )
+    return path.read_text(encoding="utf-8")
+
+
+def check_template(template: str, setting: str = "FirecRESTSpawner.batch_script_template") -> None:
+    """Raise ValueError naming ``setting`` when ``template`` cannot produce a valid script."""
+    if not template.startswith("#!"):
+        raise ValueError(
+            f"{setting}: the script must start with a shebang line such as '#!/bin/bash' "
+            "(sbatch refuses scripts without one)"
+        )
+    unknown = sorted({m.group(1) for m in _PLACEHOLDER.finditer(template)} - PLACEHOLDERS)
+    if unknown:
+        raise ValueError(
+            f"{setting}: unknown placeholder(s) {unknown}; available: {sorted(PLACEHOLDERS)}"
+        )
+    if "{{launch}}" not in template.replace(" ", "") and LAUNCHER not in template:
+        raise ValueError(
+            f"{setting}: the template never runs {LAUNCHER}; add a line with "
+            "{{launch}} or call the launcher yourself"
+        )
+
+
+def check_directive(directive: str, setting: str = "FirecRESTSpawner.extra_directives") -> None:
+    """Raise ValueError unless ``directive`` is one ``--name[=value]`` sbatch option."""
+    if not _DIRECTIVE.match(directive):
+        raise ValueError(
+            f"{setting}: {directive!r} is not a single sbatch option of the form "
+            "--name or --name=value (value: letters, digits and _.,:/%@+-)"
+        )
+
+
+def safe_job_name(text: str) -> str:
+    """Reduce ``text`` to characters sbatch and shells take literally (max 64)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.") or "jupyterhub"
+    return cleaned[:64]
+
+
+@dataclass(frozen=True)
+class ScriptContext:
+    """Site-side inputs of a script besides the user's :class:`JobOptions`."""
+
+    job_name: str = "jupyterhub"
+    output: str = "jupyterhub-%j.log"
+    args: list[str] = field(default_factory=list)
+    setup: str = ""
+    extra_directives: list[str] = field(default_factory=list)
+    container_engine: str = "edf"
+    container_args: list[str] = field(default_factory=list)
+
+
+def directives(options: JobOptions, context: ScriptContext) -> str:
+    """The ``#SBATCH`` block for validated ``options``."""
+    lines = [
+        f"--job-name={safe_job_name(context.job_name)}",
+        f"--output={context.output}",
+    ]
+    if options.partition:
+        lines.append(f"--partition={options.partition}")
+    if options.account:
+        lines.append(f"--account={options.account}")
+    if options.reservation:
+        lines.append(f"--reservation={options.reservation}")
+    lines.append(f"--nodes={options.nodes}")
+    lines.append(f"--time={options.time}")
+    if options.gpus:
+        lines.append(f"--gpus-per-node={options.gpus}")
+    lines.extend(context.extra_directives)
+    for line in lines:
+        check_directive(line, "batch script directive")
+    return "\n".join(f"#SBATCH {line}" for line in lines)
+
+
+def launch_command(options: JobOptions, context: ScriptContext) -> str:
+    """One shell command that starts the launcher in the chosen environment."""
+    args = shlex.join(context.args)
+    tail = f"{LAUNCHER} {args}".rstrip()
+    if options.environment == "uenv":
+        return (
+            f"uenv run {shlex.quote(options.uenv)} --view={shlex.quote(options.uenv_view)}"
+            f" -- {tail}"
+        )
+    if options.environment == "container":
+        flag = "--environment" if context.container_engine == "edf" else "--container-image"
+        extra = shlex.join(context.container_args)
+        return (
+            f"srun --nodes=1 --ntasks=1 {flag}={shlex.quote(options.container_image)} "
+            f"{extra + ' ' if extra else ''}{tail}"
+        )
+    if options.venv:
+        return f"{shlex.quote(options.venv + '/bin/' + LAUNCHER)} {args}".rstrip()
+    return tail
+
+
+def render(template: str, options: JobOptions, context: ScriptContext) -> str:
+    """Fill ``template`` for ``options``; raises ValueError on unknown placeholders."""
+    check_template(template)
+    values = {
+        "directives": directives(options, context),
+        "setup": context.setup.strip("\n"),
+        "venv": shlex.quote(options.venv),
+        "uenv": shlex.quote(options.uenv),
+        "uenv_view": shlex.quote(options.uenv_view),
+        "container_image": shlex.quote(options.container_image),
+        "container_args": shlex.join(context.container_args),
+        "args": shlex.join(context.args),
+        "launch": launch_command(options, context),
+    }
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
