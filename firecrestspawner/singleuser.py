@@ -322,8 +322,9 @@ def post_callback(cb: Callback, host: str, port: int) -> None:
         remaining = cb.deadline - (time.monotonic() - start)
         try:
             with opener.open(request, timeout=max(1.0, min(ATTEMPT_TIMEOUT, remaining))) as resp:
-                log.info("hub accepted the callback (HTTP %s) after %d attempt(s)",
-                         resp.status, attempt)
+                log.info(
+                    "hub accepted the callback (HTTP %s) after %d attempt(s)", resp.status, attempt
+                )
                 return
         except urllib.error.HTTPError as exc:
             reason = _reason(exc.read())

@@ -24,9 +24,10 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-_Stub = TypeVar("_Stub", bound="HubStub")
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 #: Same host rule as the hub handler (firecrestspawner.api).
 _HOST_RE = re.compile(r"\A(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})|\[?[0-9A-Fa-f:.]{2,45}\]?)\Z")
@@ -67,13 +68,15 @@ class HubStub:
         self._thread: threading.Thread | None = None
 
     # -- life cycle ---------------------------------------------------------
-    def start(self: _Stub) -> _Stub:
+    def start(self) -> Self:
         """Listen on a free loopback port and serve from a daemon thread."""
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-            name=f"hubstub-{self.port}", daemon=True,
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name=f"hubstub-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -88,7 +91,7 @@ class HubStub:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self: _Stub) -> _Stub:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -98,7 +101,9 @@ class HubStub:
     @property
     def port(self) -> int:
         if self._server is None:
-            raise RuntimeError("HubStub is not started; call start() or use it as a context manager")
+            raise RuntimeError(
+                "HubStub is not started; call start() or use it as a context manager"
+            )
         return int(self._server.server_address[1])
 
     @property
@@ -119,11 +124,13 @@ class HubStub:
 
     def scopes(self) -> list[str]:
         """Scopes of the server token (JupyterHub's ``server`` role, resolved)."""
-        return sorted({
-            f"access:servers!server={self.user}/{self.server_name}",
-            f"users:activity!user={self.user}",
-            f"read:users:name!user={self.user}",
-        })
+        return sorted(
+            {
+                f"access:servers!server={self.user}/{self.server_name}",
+                f"users:activity!user={self.user}",
+                f"read:users:name!user={self.user}",
+            }
+        )
 
     def user_model(self) -> dict[str, Any]:
         """The ``GET /hub/api/user`` answer (fields of 4.x, plus ``token_id`` from 5.0)."""
@@ -262,4 +269,3 @@ def check_callback_body(body: bytes) -> tuple[str, str, int]:
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         return f"invalid port {port!r}", "", 0
     return "", host, port
-

@@ -29,14 +29,15 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 from firecrestspawner.envcodec import ENV_VAR, encode_env
 
 from .hubstub import HubStub
 from .stacks import stack_versions
-
-_Check = TypeVar("_Check", bound="LaunchCheck")
 
 #: Markers of the JupyterLab page (its page config block and application name).
 LAB_MARKERS = ('id="jupyter-config-data"', "JupyterLab")
@@ -158,7 +159,7 @@ class LaunchCheck:
         self.port: int | None = None
 
     # -- life cycle ---------------------------------------------------------
-    def __enter__(self: _Check) -> _Check:
+    def __enter__(self) -> Self:
         self._tmp = tempfile.TemporaryDirectory(prefix="f7t-launchcheck-")
         self.stub.start()
         return self
@@ -175,8 +176,7 @@ class LaunchCheck:
     @property
     def env(self) -> dict[str, str]:
         """Exactly the variables the job gets from the spawner (plus loopback knobs)."""
-        env = launch_env(self.user, self.stub.api_url, self.token, self.server_name,
-                         self.extra_env)
+        env = launch_env(self.user, self.stub.api_url, self.token, self.server_name, self.extra_env)
         if self.listen_ip is not None:
             env["FIRECRESTSPAWNER_IP"] = self.listen_ip
         if self.report_host is not None:
@@ -257,9 +257,7 @@ class LaunchCheck:
             if self.processes and all(p.popen.poll() is not None for p in self.processes):
                 self._check_alive("waiting for the callback")
             if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"no callback within {timeout:g} s\n" + self.diagnostics()
-                )
+                raise AssertionError(f"no callback within {timeout:g} s\n" + self.diagnostics())
         self.host, self.port = self.stub.callbacks[-1]
         return self.host, self.port
 

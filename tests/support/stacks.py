@@ -67,8 +67,9 @@ def _run(cmd: list[str], log: Path, timeout: float) -> None:
     with open(log, "ab") as out:
         out.write(("$ " + " ".join(cmd) + "\n").encode())
         out.flush()
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout,
-                              check=False)
+        proc = subprocess.run(
+            cmd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False
+        )
     if proc.returncode != 0:
         tail = log.read_text(errors="replace")[-4000:]
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}); log {log}:\n{tail}")
@@ -108,4 +109,3 @@ def stack_venv(
         _run([*pip, "install", "-q", "--no-deps", "-e", str(REPO)], log, timeout)
         done.write_text("\n".join(reqs) + "\n")
         return venv
-
