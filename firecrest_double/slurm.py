@@ -269,21 +269,19 @@ class SlurmScheduler:
 
     @staticmethod
     def _time(job: Mapping[str, Any]) -> dict[str, Any]:
+        """Epoch seconds (0 = not yet), elapsed seconds, limit in minutes (as sacct)."""
         state = str(job["job_state"])
         started = state not in NOT_STARTED_STATES
-        start = int(job.get("start_time") or 0) if started else None
-        end = int(job.get("end_time") or 0) if state in TERMINAL_STATES else None
-        if start:
-            elapsed = max(0, (end or int(time.time())) - start)
-        else:
-            elapsed = 0
+        start = int(job.get("start_time") or 0) if started else 0
+        end = int(job.get("end_time") or 0) if state in TERMINAL_STATES else 0
+        elapsed = max(0, (end or int(time.time())) - start) if start else 0
         limit = job.get("time_limit")
         return {
             "elapsed": elapsed,
             "start": start,
             "end": end,
             "suspended": int(job.get("pre_sus_time") or 0),
-            "limit": int(limit) * 60 if isinstance(limit, int) else None,
+            "limit": int(limit) if isinstance(limit, int) else None,
         }
 
     def job_model(self, job: Mapping[str, Any]) -> dict[str, Any]:
