@@ -1,0 +1,520 @@
+"""``SimulatedScheduler``: a deterministic in-process Slurm stand-in.
+
+Each submitted job runs a small state machine on the double's event loop::
+
+    PENDING (stateReason "None", then "Priority"/…) --queue delay--> RUNNING
+    RUNNING --outcome--> [COMPLETING -->] COMPLETED | FAILED | TIMEOUT | NODE_FAIL
+    any live state --cancel--> "CANCELLED by <uid>"
+
+The queue delay is a number of seconds or a callable ``(submission, index) -> float``
+(``index`` counts submissions from 0), so runs are reproducible. What happens once a
+job runs is an :class:`Outcome`: the default one, or the next one queued with
+:meth:`SimulatedScheduler.script`.
+
+With ``execute=True`` the batch script really runs when the job becomes RUNNING: as
+a local subprocess (its own session) with the environment ``sbatch --export='ALL,…'``
+would give it (see :func:`~firecrest_double.scheduler.apply_export`) plus the usual
+``SLURM_*`` variables, ``cwd`` = the working directory, stdout/stderr written to the
+job's ``standardOutput``/``standardError`` files. The job then ends when the process
+does (exit 0 → COMPLETED, else FAILED with its exit code) and a cancel kills the
+process group (SIGTERM, then SIGKILL after ``kill_grace``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import tempfile
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from .scheduler import (
+    JobNotFound,
+    JobSubmission,
+    SchedulerError,
+    UserInfo,
+    apply_export,
+    parse_memory_mb,
+    parse_time_limit,
+    sbatch_directives,
+)
+
+QueueDelay = float | Callable[[JobSubmission, int], float]
+TERMINAL_PREFIXES = ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "NODE_FAIL", "OUT_OF_MEMORY")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a job does once RUNNING.
+
+    ``kind``: ``run`` (until its script ends — with ``execute`` — or it is cancelled
+    or hits its time limit), ``complete``, ``fail``, ``timeout``, ``node_fail``,
+    ``out_of_memory``, ``cancel`` (cancelled by ``cancel_uid``, e.g. an admin) or
+    ``never_start`` (stays PENDING with ``pending_reason``). ``after`` is seconds of
+    RUNNING before the outcome happens. ``queue_delay`` overrides the scheduler's.
+    """
+
+    kind: str = "run"
+    after: float = 0.0
+    exit_code: int = 0
+    queue_delay: float | None = None
+    pending_reason: str = "Priority"
+    cancel_uid: int = 0
+
+    @classmethod
+    def run(cls, **kw: Any) -> "Outcome":
+        """Run until the script ends, a cancel, or the time limit."""
+        return cls("run", **kw)
+
+    @classmethod
+    def complete(cls, after: float = 0.0, **kw: Any) -> "Outcome":
+        """End COMPLETED (exit 0) after ``after`` seconds."""
+        return cls("complete", after, **kw)
+
+    @classmethod
+    def fail(cls, exit_code: int = 1, after: float = 0.0, **kw: Any) -> "Outcome":
+        """End FAILED with ``exit_code`` after ``after`` seconds."""
+        return cls("fail", after, exit_code, **kw)
+
+    @classmethod
+    def timeout(cls, after: float = 0.0, **kw: Any) -> "Outcome":
+        """End TIMEOUT after ``after`` seconds."""
+        return cls("timeout", after, **kw)
+
+    @classmethod
+    def node_fail(cls, after: float = 0.0, **kw: Any) -> "Outcome":
+        """End NODE_FAIL after ``after`` seconds."""
+        return cls("node_fail", after, **kw)
+
+    @classmethod
+    def cancelled(cls, after: float = 0.0, uid: int = 0, **kw: Any) -> "Outcome":
+        """Cancelled by ``uid`` (default root) after ``after`` seconds of running."""
+        return cls("cancel", after, cancel_uid=uid, **kw)
+
+    @classmethod
+    def never_start(cls, reason: str = "Resources") -> "Outcome":
+        """Stay PENDING forever with ``reason``."""
+        return cls("never_start", pending_reason=reason)
+
+
+@dataclass
+class SimJob:
+    """The scheduler's record of one job."""
+
+    job_id: str
+    index: int
+    user: UserInfo
+    submission: JobSubmission
+    script: str
+    name: str
+    partition: str
+    account: str
+    working_directory: str
+    outcome: Outcome
+    queue_delay: float
+    time_limit: int | None
+    stdin: str
+    stdout: str
+    stderr: str
+    env: dict[str, str]
+    submit_time: float = field(default_factory=time.time)
+    state: str = "PENDING"
+    reason: str = "None"
+    exit_code: int | None = None
+    interrupt_signal: int | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    node: str = ""
+    kill_user: str | None = None
+    priority: int = 0
+    process: asyncio.subprocess.Process | None = None
+    task: asyncio.Task[None] | None = None
+    history: list[tuple[float, str]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        """True in a terminal state."""
+        return self.state.startswith(TERMINAL_PREFIXES)
+
+    def _status(self) -> dict[str, Any]:
+        return {"state": self.state, "stateReason": self.reason,
+                "exitCode": self.exit_code, "interruptSignal": self.interrupt_signal}
+
+    def _time(self) -> dict[str, Any]:
+        now = time.time()
+        start = int(self.start_time) if self.start_time else 0
+        end = int(self.end_time) if self.end_time else 0
+        elapsed = int((self.end_time or now) - self.start_time) if self.start_time else 0
+        limit = self.time_limit // 60 if self.time_limit else None
+        return {"elapsed": elapsed, "start": start, "end": end, "suspended": 0, "limit": limit}
+
+    def as_job_model(self, cluster: str) -> dict[str, Any]:
+        """The ``JobModel`` FirecREST returns for this job."""
+        tasks = []
+        if self.state != "PENDING":
+            tasks.append({"id": f"{self.job_id}.batch", "name": "batch",
+                          "status": self._status(), "time": self._time()})
+        return {
+            "jobId": self.job_id, "name": self.name, "status": self._status(), "tasks": tasks,
+            "time": self._time(), "account": self.account, "allocationNodes": 1,
+            "cluster": cluster, "group": self.user.group, "nodes": self.node,
+            "partition": self.partition, "killRequestUser": self.kill_user,
+            "user": self.user.name, "workingDirectory": self.working_directory,
+            "priority": self.priority,
+        }
+
+    def as_metadata(self) -> dict[str, Any]:
+        """The ``JobMetadataModel`` for this job (``%j`` expanded)."""
+        return {"jobId": self.job_id, "script": self.script, "standardInput": self.stdin,
+                "standardOutput": self.stdout, "standardError": self.stderr}
+
+
+class SimulatedScheduler:
+    """In-process Slurm stand-in implementing the :class:`Scheduler` protocol."""
+
+    def __init__(
+        self,
+        system_name: str = "cluster",
+        *,
+        queue_delay: QueueDelay = 0.5,
+        default_outcome: Outcome | None = None,
+        partitions: Sequence[str] = ("normal", "debug"),
+        accounts: Sequence[str] = ("f7t4jhub",),
+        users: Mapping[str, UserInfo] | None = None,
+        reason_after: float = 0.3,
+        completing_s: float = 0.05,
+        node_memory_mb: int = 256_000,
+        nodes: Sequence[str] | None = None,
+        execute: bool = False,
+        login_env: Mapping[str, str] | None = None,
+        kill_grace: float = 2.0,
+        first_job_id: int = 1,
+        spool_dir: str | None = None,
+    ) -> None:
+        self.system_name = system_name
+        self.queue_delay = queue_delay
+        self.default_outcome = default_outcome or Outcome.run()
+        self.partitions = tuple(partitions)
+        self.accounts = tuple(accounts)
+        self.users: dict[str, UserInfo] = dict(users or {})
+        self.reason_after = reason_after
+        self.completing_s = completing_s
+        self.node_memory_mb = node_memory_mb
+        self.execute = execute
+        self.nodes = tuple(nodes or ([socket.gethostname()] if execute else
+                                     [f"nid{i:06d}" for i in range(1, 9)]))
+        self.login_env = dict(os.environ if login_env is None else login_env)
+        self.kill_grace = kill_grace
+        self.jobs_by_id: dict[str, SimJob] = {}
+        self._next_id = first_job_id
+        self._scripted: deque[Outcome] = deque()
+        self._spool_arg = spool_dir
+        self._spool: Path | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        #: Called as ``hook(job, new_state)`` on every state change, in the double's loop.
+        self.on_state_change: list[Callable[[SimJob, str], None]] = []
+
+    # -- configuration ---------------------------------------------------------------
+    def script(self, *outcomes: Outcome) -> None:
+        """Queue outcomes for the next submissions (first queued → next submitted)."""
+        self._scripted.extend(outcomes)
+
+    def userinfo(self, user: str) -> UserInfo:
+        """Known users as configured; others get a stable uid from their name."""
+        info = self.users.get(user)
+        if info is None:
+            uid = 20000 + zlib.crc32(user.encode()) % 10000
+            info = UserInfo(user, uid, user, uid, self.accounts,
+                            self.accounts[0] if self.accounts else None)
+            self.users[user] = info
+        return info
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        """Create the spool directory for executed scripts."""
+        if self._spool_arg:
+            self._spool = Path(self._spool_arg)
+            self._spool.mkdir(parents=True, exist_ok=True)
+        else:
+            self._tmp = tempfile.TemporaryDirectory(prefix="f7t-double-spool-")
+            self._spool = Path(self._tmp.name)
+
+    async def stop(self) -> None:
+        """Stop every job's state machine and kill every job process."""
+        for job in self.jobs_by_id.values():
+            if job.task and not job.task.done():
+                job.task.cancel()
+            await self._kill(job, grace=0.5)
+        tasks = [j.task for j in self.jobs_by_id.values() if j.task]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    # -- Scheduler protocol ------------------------------------------------------------
+    async def submit(self, user: str, job: JobSubmission) -> str:
+        """sbatch: validate like sbatch would, record the job, start its state machine."""
+        info = self.userinfo(user)
+        script = job.script
+        if script is None:
+            path = Path(job.script_path or "")
+            try:
+                script = path.read_text()
+            except OSError:
+                raise SchedulerError(f"sbatch: error: Unable to open file {job.script_path}\n")
+        if not script.startswith("#!"):
+            raise SchedulerError(
+                "sbatch: error: This does not look like a batch script.  The first\n"
+                "sbatch: error: line must start with #! followed by the path to an interpreter.\n"
+                "sbatch: error: For instance: #!/bin/sh\n")
+        directives = sbatch_directives(script)
+        partition = job.partition or directives.get("partition") or self.partitions[0]
+        if partition not in self.partitions:
+            raise SchedulerError(
+                f"sbatch: error: invalid partition specified: {partition}\n"
+                "sbatch: error: Batch job submission failed: Invalid partition name specified\n")
+        account = job.account or directives.get("account") or info.default_account or ""
+        if account not in info.accounts:
+            raise SchedulerError(
+                "sbatch: error: Batch job submission failed: "
+                "Invalid account or account/partition combination specified\n")
+        if "mem" in directives:
+            try:
+                mem = parse_memory_mb(directives["mem"])
+            except ValueError:
+                raise SchedulerError(
+                    f"sbatch: error: Invalid --mem specification: {directives['mem']}\n")
+            if mem > self.node_memory_mb:
+                raise SchedulerError(
+                    "sbatch: error: Memory specification can not be satisfied\n"
+                    "sbatch: error: Batch job submission failed: "
+                    "Requested node configuration is not available\n")
+        time_limit = None
+        if "time" in directives:
+            try:
+                time_limit = parse_time_limit(directives["time"])
+            except ValueError:
+                raise SchedulerError("sbatch: error: Invalid time limit specification\n")
+        job_id = str(self._next_id)
+        self._next_id += 1
+        index = len(self.jobs_by_id)
+        outcome = self._scripted.popleft() if self._scripted else self.default_outcome
+        if outcome.queue_delay is not None:
+            delay = outcome.queue_delay
+        elif callable(self.queue_delay):
+            delay = float(self.queue_delay(job, index))
+        else:
+            delay = float(self.queue_delay)
+        wd = job.working_directory
+        name = job.name or directives.get("job-name") or "sbatch"
+
+        def _path(value: str | None, default: str) -> str:
+            p = (value or default).replace("%j", job_id).replace("%u", user).replace("%x", name)
+            return p if p.startswith("/") or p == "/dev/null" else os.path.join(wd, p)
+
+        stdout = _path(job.standard_output or directives.get("output"), "slurm-%j.out")
+        stderr = _path(job.standard_error or directives.get("error"), stdout)
+        stdin = _path(job.standard_input or directives.get("input"), "/dev/null")
+        sim = SimJob(
+            job_id=job_id, index=index, user=info, submission=job, script=script, name=name,
+            partition=partition, account=account, working_directory=wd, outcome=outcome,
+            queue_delay=delay, time_limit=time_limit, stdin=stdin, stdout=stdout,
+            stderr=stderr, env=apply_export(job.env, self.login_env),
+            priority=4_294_900_000 - index,
+        )
+        sim.history.append((time.monotonic(), "PENDING"))
+        self.jobs_by_id[job_id] = sim
+        sim.task = asyncio.get_running_loop().create_task(self._lifecycle(sim))
+        return job_id
+
+    async def jobs(self, user: str, job_id: str | None = None,
+                   allusers: bool = False, account: str | None = None) -> list[dict[str, Any]]:
+        """JobModel dicts of one job or of the user's (or everybody's) jobs."""
+        if job_id is not None:
+            job = self.jobs_by_id.get(job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            return [job.as_job_model(self.system_name)]
+        return [j.as_job_model(self.system_name) for j in self.jobs_by_id.values()
+                if (allusers or j.user.name == user) and (account is None or j.account == account)]
+
+    async def metadata(self, user: str, job_id: str) -> list[dict[str, Any]]:
+        """JobMetadataModel of one job."""
+        job = self.jobs_by_id.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return [job.as_metadata()]
+
+    async def cancel(self, user: str, job_id: str) -> None:
+        """scancel: unknown and finished jobs are errors (HTTP 500 upstream)."""
+        job = self.jobs_by_id.get(job_id)
+        if job is None:
+            raise SchedulerError(
+                f"scancel: error: Kill job error on job id {job_id}: Invalid job id specified\n")
+        if job.finished:
+            raise SchedulerError(
+                f"scancel: error: Kill job error on job id {job_id}: "
+                "Job/step already completing or completed\n")
+        info = self.userinfo(user)
+        await self._finish_cancelled(job, info.uid, user)
+
+    # -- direct control (call in the double's loop) ----------------------------------
+    async def end_job(self, job_id: str, state: str = "NODE_FAIL", exit_code: int = 0) -> None:
+        """End a live job now with ``state`` (e.g. a node failure under a running lab)."""
+        job = self.jobs_by_id[job_id]
+        if job.finished:
+            raise ValueError(f"job {job_id} already ended {job.state}")
+        if job.task and not job.task.done() and job.task is not asyncio.current_task():
+            job.task.cancel()
+        await self._kill(job)
+        self._terminal(job, state, exit_code)
+
+    # -- internals -------------------------------------------------------------------
+    def _set(self, job: SimJob, state: str, reason: str | None = None) -> None:
+        job.state = state
+        if reason is not None:
+            job.reason = reason
+        job.history.append((time.monotonic(), state))
+        for hook in list(self.on_state_change):
+            hook(job, state)
+
+    def _terminal(self, job: SimJob, state: str, exit_code: int | None,
+                  reason: str = "None", sig: int | None = None) -> None:
+        job.exit_code = exit_code
+        job.interrupt_signal = sig
+        job.end_time = time.time()
+        self._set(job, state, reason)
+
+    async def _finish_cancelled(self, job: SimJob, uid: int, user: str | None) -> None:
+        if job.task and not job.task.done() and job.task is not asyncio.current_task():
+            job.task.cancel()
+        job.kill_user = user
+        was_running = job.start_time is not None
+        self._terminal(job, f"CANCELLED by {uid}", 0 if was_running else None,
+                       sig=signal.SIGTERM if was_running else None)
+        await self._kill(job)
+
+    async def _lifecycle(self, job: SimJob) -> None:
+        o = job.outcome
+        if job.queue_delay > self.reason_after and job.reason == "None":
+            await asyncio.sleep(self.reason_after)
+            job.reason = o.pending_reason
+            await asyncio.sleep(job.queue_delay - self.reason_after)
+        else:
+            await asyncio.sleep(job.queue_delay)
+        if o.kind == "never_start":
+            job.reason = o.pending_reason
+            return
+        job.node = self.nodes[job.index % len(self.nodes)]
+        job.start_time = time.time()
+        job.exit_code = 0
+        self._set(job, "RUNNING", "None")
+        if self.execute:
+            if not os.path.isdir(job.working_directory):
+                self._terminal(job, "FAILED", 1, "NonZeroExitCode")
+                return
+            await self._launch(job)
+        deadline = o.after if o.kind != "run" else None
+        if job.time_limit is not None and (deadline is None or job.time_limit < deadline):
+            deadline, kind = float(job.time_limit), "timeout"
+        else:
+            kind = o.kind
+        waiter = asyncio.ensure_future(job.process.wait()) if job.process else None
+        try:
+            if waiter is not None:
+                done, _ = await asyncio.wait([waiter], timeout=deadline)
+                if waiter in done:
+                    rc = waiter.result()
+                    _reap_group(job.process.pid)
+                    await self._completing(job)
+                    if rc == 0:
+                        self._terminal(job, "COMPLETED", 0)
+                    elif rc < 0:
+                        self._terminal(job, "FAILED", 0, "NonZeroExitCode", sig=-rc)
+                    else:
+                        self._terminal(job, "FAILED", rc, "NonZeroExitCode")
+                    return
+            elif deadline is None:
+                await asyncio.Event().wait()  # runs until cancelled
+            else:
+                await asyncio.sleep(deadline)
+        finally:
+            if waiter is not None and not waiter.done():
+                waiter.cancel()
+        await self._kill(job)
+        if kind == "complete":
+            await self._completing(job)
+            self._terminal(job, "COMPLETED", 0)
+        elif kind == "fail":
+            await self._completing(job)
+            self._terminal(job, "FAILED", o.exit_code, "NonZeroExitCode")
+        elif kind == "timeout":
+            self._terminal(job, "TIMEOUT", 0, "TimeLimit")
+        elif kind == "node_fail":
+            self._terminal(job, "NODE_FAIL", 0, "NodeDown")
+        elif kind == "out_of_memory":
+            self._terminal(job, "OUT_OF_MEMORY", 0, "OutOfMemory")
+        elif kind == "cancel":
+            await self._finish_cancelled(job, o.cancel_uid, "root" if o.cancel_uid == 0 else None)
+
+    async def _completing(self, job: SimJob) -> None:
+        if self.completing_s > 0:
+            self._set(job, "COMPLETING")
+            await asyncio.sleep(self.completing_s)
+
+    async def _launch(self, job: SimJob) -> None:
+        assert self._spool is not None, "SimulatedScheduler.start() was not called"
+        path = self._spool / f"job{job.job_id}.sh"
+        path.write_text(job.script)
+        path.chmod(0o700)
+        env = dict(job.env)
+        env.update({
+            "SLURM_JOB_ID": job.job_id, "SLURM_JOBID": job.job_id,
+            "SLURM_JOB_NAME": job.name, "SLURM_SUBMIT_DIR": job.working_directory,
+            "SLURM_JOB_NODELIST": job.node, "SLURM_NODELIST": job.node,
+            "SLURMD_NODENAME": job.node, "SLURM_JOB_USER": job.user.name,
+            "SLURM_JOB_UID": str(job.user.uid), "SLURM_JOB_ACCOUNT": job.account,
+            "SLURM_JOB_PARTITION": job.partition, "SLURM_CLUSTER_NAME": self.system_name,
+            "SLURM_NNODES": "1", "SLURM_JOB_NUM_NODES": "1",
+        })
+        out = open(job.stdout, "ab")
+        err = out if job.stderr == job.stdout else open(job.stderr, "ab")
+        inp = open(job.stdin, "rb")
+        try:
+            job.process = await asyncio.create_subprocess_exec(
+                str(path), cwd=job.working_directory, env=env, stdin=inp, stdout=out,
+                stderr=err, start_new_session=True)
+        finally:
+            for f in {out, err, inp}:
+                f.close()
+
+    async def _kill(self, job: SimJob, grace: float | None = None) -> None:
+        proc = job.process
+        if proc is None or proc.returncode is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, self.kill_grace if grace is None else grace),
+                          (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                await asyncio.wait_for(proc.wait(), wait)
+                return
+            except asyncio.TimeoutError:
+                continue
+
+
+def _reap_group(pgid: int) -> None:
+    """Kill what a finished batch script left behind in its session, as Slurm does."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
