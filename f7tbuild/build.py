@@ -1,0 +1,175 @@
+"""Build images from the catalogue (real base, else a visible stand-in fallback), then check them."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from f7tbuild import ca, engine
+from f7tbuild.catalogue import REPO_ROOT, Catalogue, Target
+from f7tbuild.dockerbuild import BuildRequest
+from f7tbuild.dockerbuild import run as docker_build
+from f7tbuild.output import prefixed, status, warn
+from f7tbuild.standin import STANDIN_LABEL, build_standin
+from f7tbuild.tags import Revision, current_revision, local_refs, tags
+
+CHECKS_DIR = REPO_ROOT / "tests" / "by_image"
+
+
+@dataclass
+class BuildOptions:
+    """How to build: base choice, caching, checks, CA bundle."""
+
+    base: str = "auto"
+    rebuild: bool = False
+    no_cache: bool = False
+    checks: bool = True
+    pull_timeout: float = 20.0
+    ca_bundle: Path | None = None
+    _remade: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Built:
+    """A finished build."""
+
+    target: Target
+    ref: str
+    base: str
+    standin: bool
+    seconds: float
+
+
+def resolve_base(cat: Catalogue, target: Target, opts: BuildOptions) -> tuple[str, bool]:
+    """The base to build on: (reference, is_standin)."""
+    if opts.base != "standin":
+        if engine.image_exists(target.base):
+            status(f"[{target.name}] base {target.base}: present locally")
+            return target.base, False
+        status(
+            f"[{target.name}] base {target.base}: not local, docker pull ({opts.pull_timeout:.0f}s max)"
+        )
+        ok, why = engine.try_pull(target.base, opts.pull_timeout)
+        if ok:
+            return target.base, False
+        if opts.base == "real":
+            raise engine.EngineError(f"cannot pull {target.base}: {why} (--base real given)")
+        warn(
+            f"[{target.name}] cannot pull {target.base} ({why}); FALLING BACK to the "
+            f"stand-in base '{target.standin}': this build is tagged -standin and cannot be published"
+        )
+    else:
+        warn(f"[{target.name}] --base standin: building on stand-in '{target.standin}'")
+    spec = cat.standin(target.standin)
+    rebuild = opts.rebuild and spec.kind not in opts._remade
+    ref = build_standin(spec, rebuild=rebuild, ca_bundle=opts.ca_bundle)
+    opts._remade.add(spec.kind)
+    return ref, True
+
+
+def build_args(
+    target: Target, base: str, standin: bool, ca_url: str, rev: Revision
+) -> dict[str, str]:
+    """The build arguments of docs/contracts.md section 3 for one target."""
+    args = {
+        "BASE_IMAGE": base,
+        "CA_URL": ca_url,
+        "STANDIN": "true" if standin else "false",
+        "BASE_REF": target.base,
+        "OCI_VERSION": tags(target, rev, standin)[0],
+        "OCI_REVISION": rev.sha,
+        "OCI_CREATED": rev.created,
+        "OCI_SOURCE": rev.source,
+    }
+    for key, arg in target.version_args.items():
+        args[arg] = target.versions[key]
+    if target.stack and not target.lock:
+        args["STACK_REQUIREMENTS"] = target.stack_requirements()
+    return args
+
+
+def build_one(cat: Catalogue, target: Target, opts: BuildOptions, rev: Revision) -> Built:
+    """Resolve the base and build one target."""
+    base, standin = resolve_base(cat, target, opts)
+    refs = local_refs(target, rev, standin)
+    with ca.serve(opts.ca_bundle) as ca_url:
+        seconds = docker_build(
+            BuildRequest(
+                name=target.name,
+                dockerfile=REPO_ROOT / target.dockerfile,
+                context=REPO_ROOT / target.context,
+                tags=refs,
+                build_args=build_args(target, base, standin, ca_url, rev),
+                labels={
+                    STANDIN_LABEL: "true" if standin else "false",
+                    "org.f7t4jhub.image": target.name,
+                },
+                no_cache=opts.no_cache,
+            )
+        )
+    return Built(target, refs[0], base, standin, seconds)
+
+
+def check_command(built: Built, ca_bundle: Path | None) -> list[str]:
+    """The pytest command running one image's testinfra checks."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(CHECKS_DIR / f"test_{built.target.family}.py"),
+        "-p",
+        "no:cacheprovider",
+        "-rA",
+        f"--image-ref={built.ref}",
+        f"--base-ref={built.base}",
+    ]
+    if built.target.variant:
+        cmd.append(f"--image-variant={built.target.variant}")
+    if ca_bundle is not None:
+        cmd.append(f"--ca-bundle={ca_bundle}")
+    return cmd
+
+
+def run_checks(built: Built, ca_bundle: Path | None) -> bool:
+    """Run the image's checks, streamed as ``[<name>:checks] ...``; True if they pass."""
+    test_file = CHECKS_DIR / f"test_{built.target.family}.py"
+    if not test_file.is_file():
+        warn(
+            f"[{built.target.name}] no checks: {test_file} is missing (write it: every image is checked)"
+        )
+        return False
+    status(f"[{built.target.name}] checks: {test_file.relative_to(REPO_ROOT)} on {built.ref}")
+    rc = engine.stream(
+        check_command(built, ca_bundle),
+        lambda line: prefixed(f"{built.target.name}:checks", line),
+        cwd=str(REPO_ROOT),
+    )
+    status(f"[{built.target.name}] checks {'passed' if rc == 0 else f'FAILED (pytest exit {rc})'}")
+    return rc == 0
+
+
+def build_all(cat: Catalogue, names: list[str], opts: BuildOptions) -> int:
+    """Build (and check) every selected target; non-zero if any build or check failed."""
+    rev = current_revision()
+    results: list[tuple[str, str]] = []
+    failed = False
+    for target in cat.select(names):
+        try:
+            built = build_one(cat, target, opts, rev)
+        except RuntimeError as exc:
+            warn(str(exc))
+            results.append((target.name, "BUILD FAILED"))
+            failed = True
+            continue
+        if opts.checks and not run_checks(built, opts.ca_bundle):
+            results.append((built.ref, "built, CHECKS FAILED"))
+            failed = True
+        else:
+            results.append(
+                (built.ref, f"built in {built.seconds:.0f}s" + (", checked" if opts.checks else ""))
+            )
+    status("summary:")
+    for ref, state in results:
+        status(f"  {ref}: {state}")
+    return 1 if failed else 0

@@ -1,0 +1,126 @@
+"""Command line of f7tbuild: standins, build, lint, publish, bench."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from f7tbuild import ca, catalogue, engine
+from f7tbuild.output import status
+
+
+def _add_ca_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ca-bundle",
+        metavar="PATH",
+        help="extra CA bundle for build steps (default: F7T_CA_BUNDLE, SSL_CERT_FILE, PIP_CERT)",
+    )
+    p.add_argument("--no-ca", action="store_true", help="serve no extra CA bundle to the build")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser."""
+    top = argparse.ArgumentParser(prog="python -m f7tbuild", description=__doc__)
+    top.add_argument("--catalogue", type=Path, help="catalogue.toml (default: the repo's)")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("standins", help="make stand-in base images from Debian packages")
+    p.add_argument("kinds", nargs="*", help="stand-in kinds (default: all in the catalogue)")
+    p.add_argument("--rebuild", action="store_true", help="remake even if they exist")
+    p.add_argument(
+        "--rebuild-rootfs", action="store_true", help="also redo debootstrap + docker import"
+    )
+    _add_ca_options(p)
+
+    p = sub.add_parser("build", help="build images, then run their checks")
+    p.add_argument("images", nargs="*", default=["all"], help="image, variant or 'all'")
+    p.add_argument("--rebuild", action="store_true", help="remake stand-in bases too")
+    p.add_argument("--no-cache", action="store_true", help="docker build --no-cache")
+    p.add_argument("--no-checks", action="store_true", help="skip the testinfra checks")
+    p.add_argument(
+        "--base",
+        choices=["auto", "real", "standin"],
+        default="auto",
+        help="auto: real base if present or pullable, else stand-in (default)",
+    )
+    p.add_argument("--pull-timeout", type=float, default=20.0, help="seconds for docker pull")
+    _add_ca_options(p)
+
+    sub.add_parser("lock", help="regenerate the hub's hashed lock (f7tbuild.lock)")
+
+    p = sub.add_parser("lint", help="hadolint, shellcheck and ruff")
+    p.add_argument("paths", nargs="*", help="(ignored: lint always covers the whole repo)")
+
+    p = sub.add_parser("publish", help="push built images to the catalogue's registry")
+    p.add_argument("images", nargs="*", default=["all"])
+    p.add_argument("--dry-run", action="store_true", help="print the pushes, do not push")
+
+    p = sub.add_parser("bench", help="cold/warm build times and image sizes")
+    p.add_argument("images", nargs="*", default=["all"])
+    p.add_argument("--output", type=Path, help="also append the table to this markdown file")
+    _add_ca_options(p)
+    return top
+
+
+def _bundle(args: argparse.Namespace) -> Path | None:
+    choice = ca.choose_bundle(args.ca_bundle, args.no_ca)
+    status(f"build CA bundle: {choice.path or 'none'} ({choice.reason})")
+    return choice.path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["lock"]:
+        from f7tbuild.lock import main as lock_main
+
+        return lock_main(argv[1:])
+    args = parser().parse_args(argv)
+    try:
+        cat = catalogue.load(args.catalogue)
+        if args.command == "lint":
+            from f7tbuild.lint import lint
+
+            return lint()
+        if args.command == "publish":
+            from f7tbuild.publish import publish
+
+            engine.require_engine()
+            return publish(cat, args.images, dry_run=args.dry_run)
+        status(f"Docker engine {engine.require_engine()}")
+        if args.command == "standins":
+            from f7tbuild.standin import make_standins
+
+            refs = make_standins(
+                cat,
+                args.kinds,
+                rebuild=args.rebuild,
+                ca_bundle=_bundle(args),
+                rebuild_rootfs=args.rebuild_rootfs,
+            )
+            status("stand-ins ready: " + ", ".join(refs))
+            return 0
+        if args.command == "build":
+            from f7tbuild.build import BuildOptions, build_all
+
+            opts = BuildOptions(
+                base=args.base,
+                rebuild=args.rebuild,
+                no_cache=args.no_cache,
+                checks=not args.no_checks,
+                pull_timeout=args.pull_timeout,
+                ca_bundle=_bundle(args),
+            )
+            return build_all(cat, args.images, opts)
+        if args.command == "bench":
+            from f7tbuild.bench import bench
+
+            return bench(cat, args.images, ca_bundle=_bundle(args), output=args.output)
+    except (catalogue.CatalogueError, engine.EngineError, ca.CAError) as exc:
+        print(f"f7tbuild: error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"f7tbuild: error: {exc}", file=sys.stderr)
+        return 1
+    return 2

