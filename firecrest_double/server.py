@@ -298,9 +298,11 @@ class FirecrestDouble:
                 if fault.delay:
                     await asyncio.sleep(fault.delay)
                 if fault.reset:
+                    # Drop the connection without an answer; aiohttp discards the
+                    # placeholder response below since the transport is gone.
                     if request.transport is not None:
                         request.transport.abort()
-                    raise ConnectionResetError("injected connection reset")
+                    return web.Response(status=499)
                 if fault.status is not None:
                     return self._respond(op, record, *self._error(fault.status, fault.message))
             if op is None:
