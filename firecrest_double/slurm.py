@@ -46,8 +46,16 @@ from firecrest_double.scheduler import (
 #: Slurm states after which a job does not run any more.
 TERMINAL_STATES = frozenset(
     {
-        "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
-        "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT", "SPECIAL_EXIT",
+        "BOOT_FAIL",
+        "CANCELLED",
+        "COMPLETED",
+        "DEADLINE",
+        "FAILED",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "PREEMPTED",
+        "TIMEOUT",
+        "SPECIAL_EXIT",
     }
 )
 #: States before the batch script started.
@@ -71,19 +79,26 @@ def slurm_unavailable_reason(timeout: float = 10.0) -> str | None:
             return f"'{tool}' not found: start the test cluster with scripts/slurm-up.sh (as root)"
     try:
         proc = subprocess.run(
-            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=timeout,
+            ["sinfo", "-h", "-o", "%T"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired:
         return f"'sinfo' did not answer within {timeout:.0f}s: is slurmctld running? (scripts/slurm-up.sh)"
     if proc.returncode != 0:
-        return (f"'sinfo' failed ({proc.stderr.strip() or proc.returncode}): "
-                "start the test cluster with scripts/slurm-up.sh (as root)")
+        return (
+            f"'sinfo' failed ({proc.stderr.strip() or proc.returncode}): "
+            "start the test cluster with scripts/slurm-up.sh (as root)"
+        )
     states = proc.stdout.split()
     usable = [s for s in states if s.rstrip("*~#") in {"idle", "mixed", "allocated", "completing"}]
     if not usable:
-        return (f"no usable Slurm node (sinfo states: {states or 'none'}); "
-                "scripts/slurm-up.sh resumes drained nodes")
+        return (
+            f"no usable Slurm node (sinfo states: {states or 'none'}); "
+            "scripts/slurm-up.sh resumes drained nodes"
+        )
     return None
 
 
@@ -101,8 +116,12 @@ class SlurmScheduler:
     ``system_name`` is the FirecREST system name the double serves. The double must
     run as root (to submit as any existing user) or as the only user it serves."""
 
-    def __init__(self, system_name: str = "cluster", command_timeout: float = COMMAND_TIMEOUT,
-                 squeue_cache_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        system_name: str = "cluster",
+        command_timeout: float = COMMAND_TIMEOUT,
+        squeue_cache_s: float = 0.2,
+    ) -> None:
         self.system_name = system_name
         self.command_timeout = command_timeout
         #: ``squeue --json`` answers are reused for this long (many concurrent polls).
@@ -130,8 +149,7 @@ class SlurmScheduler:
         for job_id in self.submitted:
             job = jobs.get(job_id)
             if job is not None and job["job_state"] not in TERMINAL_STATES:
-                await self._run(["scancel", job_id], user=job.get("user_name") or None,
-                                check=False)
+                await self._run(["scancel", job_id], user=job.get("user_name") or None, check=False)
 
     # -- identities -------------------------------------------------------------------
     def userinfo(self, user: str) -> UserInfo:
@@ -141,7 +159,8 @@ class SlurmScheduler:
         except KeyError:
             raise SchedulerError(
                 f"id: '{user}': no such user (create it on the cluster, e.g. "
-                f"scripts/slurm-up.sh creates f7tuser)") from None
+                f"scripts/slurm-up.sh creates f7tuser)"
+            ) from None
         try:
             group = grp.getgrgid(pw.pw_gid).gr_name
         except KeyError:
@@ -160,11 +179,17 @@ class SlurmScheduler:
         if me != user:
             raise SchedulerError(
                 f"the double runs as '{me}' and cannot act as '{user}': run it as root "
-                f"(it then uses runuser) or use tokens for '{me}'")
+                f"(it then uses runuser) or use tokens for '{me}'"
+            )
         return ["bash", "-lc", shlex.join(cmd)]
 
-    async def _run(self, cmd: Sequence[str], user: str | None = None, stdin: str | None = None,
-                   check: bool = True) -> tuple[int, str, str]:
+    async def _run(
+        self,
+        cmd: Sequence[str],
+        user: str | None = None,
+        stdin: str | None = None,
+        check: bool = True,
+    ) -> tuple[int, str, str]:
         argv = self._argv(cmd, user)
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -176,13 +201,16 @@ class SlurmScheduler:
         try:
             out, err = await asyncio.wait_for(
                 proc.communicate(stdin.encode() if stdin is not None else None),
-                self.command_timeout)
+                self.command_timeout,
+            )
         except asyncio.TimeoutError:
             proc.kill()
             await proc.wait()
             raise SchedulerError(
                 f"'{cmd[0]}' did not answer within {self.command_timeout:.0f}s "
-                "(is slurmctld running? scripts/slurm-up.sh)", 124) from None
+                "(is slurmctld running? scripts/slurm-up.sh)",
+                124,
+            ) from None
         rc = proc.returncode if proc.returncode is not None else -1
         stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
         if check and rc != 0:
@@ -203,10 +231,14 @@ class SlurmScheduler:
         """The ``sbatch`` argv for a submission whose script comes on stdin."""
         cmd = ["sbatch", "--parsable", f"--chdir={job.working_directory}"]
         options = (
-            ("--job-name", job.name), ("--account", job.account),
-            ("--partition", job.partition), ("--reservation", job.reservation),
-            ("--constraint", job.constraints), ("--input", job.standard_input),
-            ("--output", job.standard_output), ("--error", job.standard_error),
+            ("--job-name", job.name),
+            ("--account", job.account),
+            ("--partition", job.partition),
+            ("--reservation", job.reservation),
+            ("--constraint", job.constraints),
+            ("--input", job.standard_input),
+            ("--output", job.standard_output),
+            ("--error", job.standard_error),
         )
         cmd += [f"{opt}={value}" for opt, value in options if value]
         cmd.append(self.export_option(job.env))
@@ -292,8 +324,14 @@ class SlurmScheduler:
         times = self._time(job)
         tasks: list[dict[str, Any]] = []
         if state not in NOT_STARTED_STATES:
-            tasks.append({"id": f"{job_id}.batch", "name": "batch", "status": dict(status),
-                          "time": dict(times)})
+            tasks.append(
+                {
+                    "id": f"{job_id}.batch",
+                    "name": "batch",
+                    "status": dict(status),
+                    "time": dict(times),
+                }
+            )
         cancelled_by = self._cancelled_by.get(job_id)
         kill_user: str | None = None
         if cancelled_by is not None:
@@ -320,8 +358,13 @@ class SlurmScheduler:
             "priority": int(job["priority"]) if isinstance(job.get("priority"), int) else None,
         }
 
-    async def jobs(self, user: str, job_id: str | None = None,
-                   allusers: bool = False, account: str | None = None) -> list[dict[str, Any]]:
+    async def jobs(
+        self,
+        user: str,
+        job_id: str | None = None,
+        allusers: bool = False,
+        account: str | None = None,
+    ) -> list[dict[str, Any]]:
         """One job (``JobNotFound`` when Slurm does not know it) or ``user``'s jobs."""
         if job_id is not None:
             return [self.job_model(await self._find(job_id))]
@@ -339,8 +382,9 @@ class SlurmScheduler:
         job = await self._find(job_id)
         script = self._scripts.get(job_id)
         if script is None:
-            rc, out, _ = await self._run(["scontrol", "write", "batch_script", job_id, "-"],
-                                         check=False)
+            rc, out, _ = await self._run(
+                ["scontrol", "write", "batch_script", job_id, "-"], check=False
+            )
             script = out if rc == 0 else None
         workdir = str(job.get("current_working_directory") or "")
 
@@ -356,13 +400,15 @@ class SlurmScheduler:
 
         default_out = f"{workdir}/slurm-{job_id}.out" if workdir else None
         stdout = expand(job.get("standard_output"), default_out)
-        return [{
-            "jobId": job_id,
-            "script": script,
-            "standardInput": expand(job.get("standard_input"), "/dev/null"),
-            "standardOutput": stdout,
-            "standardError": expand(job.get("standard_error"), stdout),
-        }]
+        return [
+            {
+                "jobId": job_id,
+                "script": script,
+                "standardInput": expand(job.get("standard_input"), "/dev/null"),
+                "standardOutput": stdout,
+                "standardError": expand(job.get("standard_error"), stdout),
+            }
+        ]
 
     # -- cancel -----------------------------------------------------------------------
     async def cancel(self, user: str, job_id: str) -> None:
@@ -376,7 +422,8 @@ class SlurmScheduler:
         if job["job_state"] in TERMINAL_STATES:
             raise SchedulerError(
                 f"scancel: error: Kill job error on job id {job_id}: "
-                "Job/step already completing or completed")
+                "Job/step already completing or completed"
+            )
         _, _, err = await self._run(["scancel", job_id], user=user)
         if "error" in err.lower():
             raise SchedulerError(err.strip())

@@ -45,8 +45,11 @@ class IdPRefreshAuthenticator(Authenticator):
             {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": self.client_id}
         )
         request = HTTPRequest(
-            self.token_url, method="POST", body=body,
-            headers={"Content-Type": "application/x-www-form-urlencoded"}, request_timeout=20,
+            self.token_url,
+            method="POST",
+            body=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            request_timeout=20,
         )
         try:
             response = await AsyncHTTPClient().fetch(request)

@@ -26,8 +26,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.5,
-               on_timeout: Callable[[], str] | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    interval: float = 0.5,
+    on_timeout: Callable[[], str] | None = None,
+) -> None:
     """Call ``check`` until it returns true; raise ``TimeoutError`` naming ``what``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -41,8 +46,14 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
 class Proc:
     """A subprocess whose stdout and stderr go to one log file."""
 
-    def __init__(self, name: str, argv: Sequence[str], log: Path,
-                 env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log = log
@@ -56,8 +67,13 @@ class Proc:
             out.write(f"\n===== start {self.name}: {' '.join(self.argv)}\n".encode())
             out.flush()
             self.popen = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env, cwd=self.cwd, start_new_session=True,
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
             )
 
     @property
@@ -96,12 +112,26 @@ class Proxy(Proc):
         env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": self.token}
         super().__init__(
             "configurable-http-proxy",
-            [str(exe), "--ip", "127.0.0.1", "--port", str(self.port),
-             "--api-ip", "127.0.0.1", "--api-port", str(self.api_port),
-             "--default-target", f"http://127.0.0.1:{hub_port}",
-             "--error-target", f"http://127.0.0.1:{hub_port}/hub/error",
-             "--log-level", "info"],
-            workdir / "proxy.log", env=env, cwd=workdir,
+            [
+                str(exe),
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--api-ip",
+                "127.0.0.1",
+                "--api-port",
+                str(self.api_port),
+                "--default-target",
+                f"http://127.0.0.1:{hub_port}",
+                "--error-target",
+                f"http://127.0.0.1:{hub_port}/hub/error",
+                "--log-level",
+                "info",
+            ],
+            workdir / "proxy.log",
+            env=env,
+            cwd=workdir,
         )
 
     @property
@@ -116,8 +146,11 @@ class Proxy(Proc):
 
     def routes(self) -> dict[str, dict]:
         """The routing table, straight from the proxy's API."""
-        r = requests.get(f"{self.api_url}/api/routes", timeout=5,
-                         headers={"Authorization": f"token {self.token}"})
+        r = requests.get(
+            f"{self.api_url}/api/routes",
+            timeout=5,
+            headers={"Authorization": f"token {self.token}"},
+        )
         r.raise_for_status()
         return r.json()
 
@@ -140,15 +173,18 @@ class Proxy(Proc):
 class Hub(Proc):
     """``jupyterhub`` with a generated config file in ``workdir`` (database kept there)."""
 
-    def __init__(self, jupyterhub: Path, workdir: Path, hub_port: int, config: str,
-                 env: Mapping[str, str]) -> None:
+    def __init__(
+        self, jupyterhub: Path, workdir: Path, hub_port: int, config: str, env: Mapping[str, str]
+    ) -> None:
         self.port = hub_port
         self.config_file = workdir / "jupyterhub_config.py"
         self.config_file.write_text(config)
         super().__init__(
             "jupyterhub",
             [str(jupyterhub), "-f", str(self.config_file), "--debug"],
-            workdir / "hub.log", env={**os.environ, **env}, cwd=workdir,
+            workdir / "hub.log",
+            env={**os.environ, **env},
+            cwd=workdir,
         )
 
     @property
@@ -162,8 +198,10 @@ class Hub(Proc):
 
         def up() -> bool:
             if not self.alive:
-                raise RuntimeError(f"jupyterhub exited ({self.popen.returncode if self.popen else '?'}):"
-                                   f"\n{self.tail()}")
+                raise RuntimeError(
+                    f"jupyterhub exited ({self.popen.returncode if self.popen else '?'}):"
+                    f"\n{self.tail()}"
+                )
             try:
                 return requests.get(f"{self.api_url}/", timeout=5).status_code == 200
             except requests.RequestException:

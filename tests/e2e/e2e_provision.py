@@ -172,8 +172,15 @@ def configurable_http_proxy() -> Path:
                 )
             prefix.mkdir(parents=True, exist_ok=True)
             _run(
-                [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix),
-                 f"configurable-http-proxy@{version}"],
+                [
+                    npm,
+                    "install",
+                    "--no-audit",
+                    "--no-fund",
+                    "--prefix",
+                    str(prefix),
+                    f"configurable-http-proxy@{version}",
+                ],
                 f"npm install configurable-http-proxy@{version}",
                 600,
             )

@@ -32,8 +32,9 @@ TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
 async def slurm_double(slurm_cluster: str) -> AsyncIterator[FirecrestDouble]:
     """The double serving system ``cluster`` from the real Slurm cluster."""
     home = pwd.getpwnam(slurm_cluster).pw_dir
-    double = FirecrestDouble(SlurmScheduler(SYSTEM),
-                             filesystems=[FileSystemConfig(home, "users", True)])
+    double = FirecrestDouble(
+        SlurmScheduler(SYSTEM), filesystems=[FileSystemConfig(home, "users", True)]
+    )
     async with double:
         yield double
         double.assert_no_violations()
@@ -45,8 +46,9 @@ def client(slurm_double: FirecrestDouble, slurm_cluster: str) -> AsyncFirecrest:
     return AsyncFirecrest(slurm_double.url, MintingAuth(slurm_double.idp, slurm_cluster))
 
 
-async def wait_state(client: AsyncFirecrest, job_id: str, prefixes: tuple[str, ...],
-                     timeout: float = 60.0) -> dict[str, Any]:
+async def wait_state(
+    client: AsyncFirecrest, job_id: str, prefixes: tuple[str, ...], timeout: float = 60.0
+) -> dict[str, Any]:
     """Poll ``job_info`` until the state starts with one of ``prefixes``."""
     deadline = time.monotonic() + timeout
     job: dict[str, Any] = {}
@@ -58,11 +60,16 @@ async def wait_state(client: AsyncFirecrest, job_id: str, prefixes: tuple[str, .
     pytest.fail(f"job {job_id} not in {prefixes} within {timeout}s: {job}")
 
 
-async def test_submit_info_output(client: AsyncFirecrest, slurm_cluster: str,
-                                  job_dir: Path) -> None:
-    script = "#!/bin/bash\necho \"hello from $(id -un) GREETING=$GREETING LIST=$LIST\"\n"
-    answer = await client.submit(SYSTEM, working_dir=str(job_dir), script_str=script,
-                                 env_vars={"GREETING": "salut tout le monde", "LIST": "a,b"})
+async def test_submit_info_output(
+    client: AsyncFirecrest, slurm_cluster: str, job_dir: Path
+) -> None:
+    script = '#!/bin/bash\necho "hello from $(id -un) GREETING=$GREETING LIST=$LIST"\n'
+    answer = await client.submit(
+        SYSTEM,
+        working_dir=str(job_dir),
+        script_str=script,
+        env_vars={"GREETING": "salut tout le monde", "LIST": "a,b"},
+    )
     job_id = answer["jobId"]
     assert isinstance(job_id, str) and job_id.isdigit()  # FirecREST's ids are strings
 
@@ -80,11 +87,13 @@ async def test_submit_info_output(client: AsyncFirecrest, slurm_cluster: str,
     assert out == f"hello from {slurm_cluster} GREETING=salut tout le monde LIST=a\n"
 
 
-async def test_cancel_running_job(client: AsyncFirecrest, slurm_cluster: str,
-                                  job_dir: Path) -> None:
+async def test_cancel_running_job(
+    client: AsyncFirecrest, slurm_cluster: str, job_dir: Path
+) -> None:
     uid = pwd.getpwnam(slurm_cluster).pw_uid
-    job_id = (await client.submit(SYSTEM, working_dir=str(job_dir),
-                                  script_str="#!/bin/bash\nsleep 300\n"))["jobId"]
+    job_id = (
+        await client.submit(SYSTEM, working_dir=str(job_dir), script_str="#!/bin/bash\nsleep 300\n")
+    )["jobId"]
     running = await wait_state(client, job_id, ("RUNNING",))
     assert running["nodes"] and running["tasks"]
 
@@ -107,8 +116,12 @@ async def test_errors_as_firecrest_reports_them(client: AsyncFirecrest, job_dir:
     assert "500" in str(excinfo.value)
 
     with pytest.raises(UnexpectedStatusException) as excinfo:
-        await client.submit(SYSTEM, working_dir=str(job_dir), script_str="#!/bin/bash\ntrue\n",
-                            partition="no-such-partition")
+        await client.submit(
+            SYSTEM,
+            working_dir=str(job_dir),
+            script_str="#!/bin/bash\ntrue\n",
+            partition="no-such-partition",
+        )
     assert "500" in str(excinfo.value) and "invalid partition" in str(excinfo.value).lower()
 
 

@@ -23,8 +23,13 @@ from firecrest_double.spec import load_spec
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
 
 
-async def wait_job(scheduler: SlurmScheduler, user: str, job_id: str,
-                   done: Callable[[dict[str, Any]], bool], timeout: float = 60.0) -> dict[str, Any]:
+async def wait_job(
+    scheduler: SlurmScheduler,
+    user: str,
+    job_id: str,
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float = 60.0,
+) -> dict[str, Any]:
     """Poll the backend until ``done(job)``; fail with the last job seen after ``timeout``."""
     deadline = time.monotonic() + timeout
     job: dict[str, Any] = {}
@@ -61,9 +66,16 @@ async def test_submit_runs_as_user_with_firecrest_export_semantics(
         "QUOTE": "it's",
         "AFTER": "lost",
     }
-    job_id = await slurm_scheduler.submit(user, JobSubmission(
-        working_directory=str(job_dir), script=script, env=env, name="f7t-export",
-        standard_output="out-%j.txt"))
+    job_id = await slurm_scheduler.submit(
+        user,
+        JobSubmission(
+            working_directory=str(job_dir),
+            script=script,
+            env=env,
+            name="f7t-export",
+            standard_output="out-%j.txt",
+        ),
+    )
     assert job_id.isdigit()
 
     [pending] = await slurm_scheduler.jobs(user, job_id)
@@ -71,8 +83,9 @@ async def test_submit_runs_as_user_with_firecrest_export_semantics(
     assert pending["jobId"] == job_id and pending["name"] == "f7t-export"
     assert pending["user"] == user and pending["workingDirectory"] == str(job_dir)
 
-    job = await wait_job(slurm_scheduler, user, job_id,
-                         lambda j: j["status"]["state"].startswith(TERMINAL))
+    job = await wait_job(
+        slurm_scheduler, user, job_id, lambda j: j["status"]["state"].startswith(TERMINAL)
+    )
     assert_job_model(job)
     assert job["status"]["state"] == "COMPLETED", job
     assert job["status"]["exitCode"] == 0
@@ -99,13 +112,18 @@ async def test_cancel_reports_cancelled_by_uid(
 ) -> None:
     user = slurm_cluster
     uid = pwd.getpwnam(user).pw_uid
-    job_id = await slurm_scheduler.submit(user, JobSubmission(
-        working_directory=str(job_dir), script="#!/bin/bash\nsleep 300\n", name="f7t-cancel"))
+    job_id = await slurm_scheduler.submit(
+        user,
+        JobSubmission(
+            working_directory=str(job_dir), script="#!/bin/bash\nsleep 300\n", name="f7t-cancel"
+        ),
+    )
     await wait_job(slurm_scheduler, user, job_id, lambda j: j["status"]["state"] == "RUNNING")
 
     await slurm_scheduler.cancel(user, job_id)
-    job = await wait_job(slurm_scheduler, user, job_id,
-                         lambda j: j["status"]["state"].startswith("CANCELLED"))
+    job = await wait_job(
+        slurm_scheduler, user, job_id, lambda j: j["status"]["state"].startswith("CANCELLED")
+    )
     assert_job_model(job)
     assert job["status"]["state"] == f"CANCELLED by {uid}"
     assert job["killRequestUser"] == user
@@ -129,12 +147,18 @@ async def test_unknown_job(slurm_scheduler: SlurmScheduler, slurm_cluster: str) 
     ],
 )
 async def test_sbatch_rejection_carries_stderr(
-    slurm_scheduler: SlurmScheduler, slurm_cluster: str, job_dir: Path,
-    script: str, partition: str | None, stderr: str,
+    slurm_scheduler: SlurmScheduler,
+    slurm_cluster: str,
+    job_dir: Path,
+    script: str,
+    partition: str | None,
+    stderr: str,
 ) -> None:
     with pytest.raises(SchedulerError) as excinfo:
-        await slurm_scheduler.submit(slurm_cluster, JobSubmission(
-            working_directory=str(job_dir), script=script, partition=partition))
+        await slurm_scheduler.submit(
+            slurm_cluster,
+            JobSubmission(working_directory=str(job_dir), script=script, partition=partition),
+        )
     assert stderr in excinfo.value.stderr.lower()
     assert excinfo.value.exit_status != 0
 
@@ -143,16 +167,21 @@ async def test_failures_are_reported(
     slurm_scheduler: SlurmScheduler, slurm_cluster: str, job_dir: Path
 ) -> None:
     user = slurm_cluster
-    exits = await slurm_scheduler.submit(user, JobSubmission(
-        working_directory=str(job_dir), script="#!/bin/bash\nexit 3\n"))
-    no_dir = await slurm_scheduler.submit(user, JobSubmission(
-        working_directory=str(job_dir / "missing"), script="#!/bin/bash\ntrue\n"))
-    job = await wait_job(slurm_scheduler, user, exits,
-                         lambda j: j["status"]["state"].startswith(TERMINAL))
+    exits = await slurm_scheduler.submit(
+        user, JobSubmission(working_directory=str(job_dir), script="#!/bin/bash\nexit 3\n")
+    )
+    no_dir = await slurm_scheduler.submit(
+        user,
+        JobSubmission(working_directory=str(job_dir / "missing"), script="#!/bin/bash\ntrue\n"),
+    )
+    job = await wait_job(
+        slurm_scheduler, user, exits, lambda j: j["status"]["state"].startswith(TERMINAL)
+    )
     assert (job["status"]["state"], job["status"]["exitCode"]) == ("FAILED", 3), job
     assert job["status"]["stateReason"] == "NonZeroExitCode"
-    job = await wait_job(slurm_scheduler, user, no_dir,
-                         lambda j: j["status"]["state"].startswith(TERMINAL))
+    job = await wait_job(
+        slurm_scheduler, user, no_dir, lambda j: j["status"]["state"].startswith(TERMINAL)
+    )
     assert job["status"]["state"] == "FAILED", job  # a missing working directory ends FAILED
     assert_job_model(job)
 
@@ -161,8 +190,9 @@ async def test_user_job_listing(
     slurm_scheduler: SlurmScheduler, slurm_cluster: str, job_dir: Path
 ) -> None:
     user = slurm_cluster
-    job_id = await slurm_scheduler.submit(user, JobSubmission(
-        working_directory=str(job_dir), script="#!/bin/bash\nsleep 300\n"))
+    job_id = await slurm_scheduler.submit(
+        user, JobSubmission(working_directory=str(job_dir), script="#!/bin/bash\nsleep 300\n")
+    )
     listed = {j["jobId"] for j in await slurm_scheduler.jobs(user)}
     assert job_id in listed
     assert job_id not in {j["jobId"] for j in await slurm_scheduler.jobs("root")}
