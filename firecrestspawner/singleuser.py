@@ -124,7 +124,8 @@ def ensure_private_dirs(environ: MutableMapping[str, str]) -> str | None:
     Jupyter writes runtime files (server info, kernel connection files), workspaces and
     settings under ``$HOME``. Jobs run under arbitrary uids in containers or with
     read-only home directories; then every such directory that is not already configured
-    goes to a fresh 0700 directory under ``$TMPDIR``. Returns that directory, or None.
+    goes to a fresh 0700 directory under ``$TMPDIR`` (and so does the config directory,
+    unless ``~/.jupyter`` exists). Returns that directory, or None.
     """
     home = environ.get("HOME") or os.path.expanduser("~")
     if _writable_dir(home):
@@ -139,11 +140,14 @@ def ensure_private_dirs(environ: MutableMapping[str, str]) -> str | None:
         "XDG_CACHE_HOME": "cache",
         "MPLCONFIGDIR": "matplotlib",
     }
+    # Configuration is only read: keep a ~/.jupyter an administrator prepared.
+    if not os.path.isdir(os.path.join(home, ".jupyter")):
+        wanted["JUPYTER_CONFIG_DIR"] = "config"
     for name, sub in wanted.items():
         if not _writable_dir(environ.get(name)):
-            path = os.path.join(base, sub)
-            os.makedirs(path, mode=0o700, exist_ok=True)
-            environ[name] = path
+            # Not created here: the tools create them on first use, inside the 0700 base.
+            # (An existing IPYTHONDIR would make Jupyter try to migrate it into ~/.jupyter.)
+            environ[name] = os.path.join(base, sub)
     log.warning(
         "HOME (%s) is not a writable directory: Jupyter runtime, data and settings go to "
         "%s for this session (lost when the job ends). Give the job a writable HOME to "

@@ -49,7 +49,8 @@ class HubStub:
     """A hub API stub for one user's server.
 
     ``refuse_callback=(status, message)`` makes the callback endpoint answer with that
-    error instead of accepting (to test the launcher's handling of a refusing hub).
+    error instead of accepting (to test the launcher's handling of a refusing hub);
+    ``transient_failures=n`` makes the first ``n`` callbacks answer 503 (a hub restarting).
     """
 
     user: str
@@ -57,6 +58,7 @@ class HubStub:
     server_name: str = ""
     version: str = "6.1.1"
     refuse_callback: tuple[int, str] | None = None
+    transient_failures: int = 0
     requests: list[RequestRecord] = field(default_factory=list)
     callbacks: list[tuple[str, int]] = field(default_factory=list)
     activity: list[dict[str, Any]] = field(default_factory=list)
@@ -243,6 +245,12 @@ def _make_handler(stub: HubStub) -> type[BaseHTTPRequestHandler]:
                 return
             if stub.refuse_callback is not None:
                 self._error(*stub.refuse_callback)
+                return
+            with stub._lock:
+                transient = stub.transient_failures > 0
+                stub.transient_failures -= int(transient)
+            if transient:
+                self._error(503, "hub stub: temporarily unavailable (transient_failures)")
                 return
             problem, host, port = check_callback_body(body)
             if problem:

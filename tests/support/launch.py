@@ -125,6 +125,7 @@ class LaunchCheck:
             nothing); None leaves the launcher's default (0.0.0.0).
         report_host: passed as ``FIRECRESTSPAWNER_HOST``; None lets the launcher decide.
         refuse_callback: ``(status, message)`` to make the hub refuse the callback.
+        transient_failures: answer the first n callbacks with 503.
         extra_env: more variables to encode into ``FIRECRESTSPAWNER_ENV``.
         hub_version: the version the stub claims (default: the current stack's).
     """
@@ -137,6 +138,7 @@ class LaunchCheck:
         listen_ip: str | None = "127.0.0.1",
         report_host: str | None = "127.0.0.1",
         refuse_callback: tuple[int, str] | None = None,
+        transient_failures: int = 0,
         extra_env: Mapping[str, str] | None = None,
         hub_version: str | None = None,
     ) -> None:
@@ -152,6 +154,7 @@ class LaunchCheck:
             server_name=server_name,
             version=hub_version or stack_versions("current")["jupyterhub"],
             refuse_callback=refuse_callback,
+            transient_failures=transient_failures,
         )
         self.processes: list[_Proc] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -230,6 +233,19 @@ class LaunchCheck:
             )
         self.processes.append(_Proc(cmd, popen, log))
         return popen
+
+    def wait_exit(self, timeout: float = 60.0) -> tuple[int, str]:
+        """Wait (bounded) for the last started process to end; return (exit code, output)."""
+        if not self.processes:
+            raise RuntimeError("no process started: call start() first")
+        proc = self.processes[-1]
+        try:
+            code = proc.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"process still running after {timeout:g} s\n" + self.diagnostics()
+            ) from None
+        return code, proc.output(limit=100_000)
 
     def diagnostics(self) -> str:
         """The stub's request log and every process's command, status and output."""

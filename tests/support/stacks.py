@@ -81,17 +81,26 @@ def stack_venv(
     packages: tuple[str, ...] = NODE_PACKAGES,
     timeout: float = 1200.0,
 ) -> Path:
-    """A venv with ``stack``'s pins of ``packages`` and this repo's package (editable).
+    """A venv with ``stack``'s pins of ``packages`` and this repo's package (editable)."""
+    return requirements_venv(stack, stack_requirements(stack, packages), python, timeout)
+
+
+def requirements_venv(
+    label: str,
+    reqs: list[str],
+    python: str | None = None,
+    timeout: float = 1200.0,
+) -> Path:
+    """A venv with ``reqs`` installed plus this repo's package (editable, no deps).
 
     Built once (under a file lock, so parallel test runs share it) and reused while the
-    pins and this function's recipe are unchanged. Returns the venv directory.
+    requirements and this function's recipe are unchanged. Returns the venv directory.
     """
-    reqs = stack_requirements(stack, packages)
-    py = python or sys.executable
+    py = os.path.realpath(python or sys.executable)
     key = hashlib.sha256("\n".join([*reqs, py, str(REPO), "v1"]).encode()).hexdigest()[:12]
     root = venv_root()
     root.mkdir(parents=True, exist_ok=True)
-    venv = root / f"{stack}-{key}"
+    venv = root / f"{label}-{key}"
     done = venv / ".f7t-complete"
     with open(root / f".{venv.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
