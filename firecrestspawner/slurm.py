@@ -19,7 +19,10 @@ class Phase(enum.Enum):
     QUEUED = "queued"
     #: The allocation exists and the batch script runs.
     RUNNING = "running"
-    #: The job ended (or is ending): the server is gone.
+    #: Slurm is ending the job (COMPLETING): the server is going away; the final
+    #: state and exit code follow.
+    ENDING = "ending"
+    #: The job ended: the server is gone.
     TERMINAL = "terminal"
     #: A state this module does not know: treated as "still there" by poll().
     UNKNOWN = "unknown"
@@ -46,10 +49,11 @@ QUEUED_STATES = frozenset(
 )
 #: States that mean "the batch script runs".
 RUNNING_STATES = frozenset({"RUNNING"})
+#: States that mean "the job is being ended".
+ENDING_STATES = frozenset({"COMPLETING"})
 #: States that mean "the job is over": the server ends.
 TERMINAL_STATES = frozenset(
     {
-        "COMPLETING",
         "COMPLETED",
         "FAILED",
         "CANCELLED",
@@ -80,6 +84,8 @@ def classify(state: str) -> Phase:
         return Phase.RUNNING
     if word in QUEUED_STATES:
         return Phase.QUEUED
+    if word in ENDING_STATES:
+        return Phase.ENDING
     if word in TERMINAL_STATES:
         return Phase.TERMINAL
     return Phase.UNKNOWN
@@ -99,6 +105,11 @@ class JobStatus:
     def phase(self) -> Phase:
         """The :class:`Phase` of :attr:`state`."""
         return classify(self.state)
+
+    @property
+    def over(self) -> bool:
+        """Whether the job ended or is ending (no server can run any more)."""
+        return self.phase in (Phase.ENDING, Phase.TERMINAL)
 
     @property
     def has_reason(self) -> bool:

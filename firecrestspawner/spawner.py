@@ -243,10 +243,10 @@ class FirecRESTSpawner(Spawner):
         "", help="OAuth2 token endpoint for refresh_token grants (empty: the authenticator's "
         "token_url, e.g. GenericOAuthenticator's)",
     ).tag(config=True)
-    oauth_client_id = Unicode(
+    token_client_id = Unicode(
         "", help="Client id for refresh grants (empty: the authenticator's client_id)"
     ).tag(config=True)
-    oauth_client_secret = Unicode(
+    token_client_secret = Unicode(
         "", help="Client secret for refresh grants (empty: the authenticator's client_secret)"
     ).tag(config=True)
     token_refresh_margin = Float(
@@ -367,8 +367,8 @@ class FirecRESTSpawner(Spawner):
             return None
         return TokenEndpoint(
             url=url,
-            client_id=self.oauth_client_id or self._authenticator_setting("client_id"),
-            client_secret=self.oauth_client_secret or self._authenticator_setting("client_secret"),
+            client_id=self.token_client_id or self._authenticator_setting("client_id"),
+            client_secret=self.token_client_secret or self._authenticator_setting("client_secret"),
             timeout=self.firecrest_timeout,
             verify=self.verify_tls,
         )
@@ -481,6 +481,12 @@ class FirecRESTSpawner(Spawner):
             if status.job_id == self.job_id:
                 return status
         raise _CallFailed("not_found", f"job {self.job_id} missing from FirecREST's answer")
+
+    def template_namespace(self) -> dict[str, Any]:
+        """format_string fields: JupyterHub's (username, base_url) plus servername."""
+        namespace = super().template_namespace()
+        namespace["servername"] = self.name or ""
+        return namespace
 
     # ================================================================ options
     def job_options(self) -> Any:
@@ -623,8 +629,10 @@ class FirecRESTSpawner(Spawner):
                 host, port = self._callback.result()
                 if last is None or last.phase is not Phase.RUNNING:
                     last = await self._status_once(client, auth) or last
-                if last is not None and last.phase is Phase.TERMINAL:
+                if last is not None and last.over:
                     raise JobEnded(self._ended_message(last))
+                if last is not None and last.phase is Phase.RUNNING:
+                    self._running_event(last)
                 return host, port
             status = await self._status_once(client, auth, lambda e: self._note_error(e))
             if status is None:
@@ -633,12 +641,14 @@ class FirecRESTSpawner(Spawner):
                 last = status
                 if status.phase is Phase.TERMINAL:
                     raise JobEnded(self._ended_message(status))
-                if status.phase is Phase.QUEUED:
+                if status.phase is Phase.ENDING:
+                    # wait for the final state: it carries the exit code worth showing
+                    self._event(None, f"Job {self.job_id} is ending ({status.state})")
+                elif status.phase is Phase.QUEUED:
                     reason = f" ({status.reason})" if status.has_reason else ""
                     self._event(20, f"Job {self.job_id} queued: {status.state}{reason}")
                 elif status.phase is Phase.RUNNING:
-                    where = f" on {status.nodes}" if status.nodes else ""
-                    self._event(60, f"Job {self.job_id} running{where}; starting JupyterLab")
+                    self._running_event(status)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 state = last.describe() if last is not None else f"unknown ({last_error})"
@@ -651,6 +661,10 @@ class FirecRESTSpawner(Spawner):
             await asyncio.wait({self._callback}, timeout=min(self.start_poll_interval, remaining))
 
     _last_error = ""
+
+    def _running_event(self, status: JobStatus) -> None:
+        where = f" on {status.nodes}" if status.nodes else ""
+        self._event(60, f"Job {self.job_id} running{where}; starting JupyterLab")
 
     def _note_error(self, failure: _CallFailed) -> None:
         self._last_error = failure.detail
@@ -699,7 +713,7 @@ class FirecRESTSpawner(Spawner):
                 status = JobStatus.from_firecrest(record)
             except ValueError:
                 continue
-            if record.get("name") == wanted and status.phase is not Phase.TERMINAL:
+            if record.get("name") == wanted and not status.over:
                 self.log.warning("%s: cancelling job %s submitted without answer",
                                  self._log_name, status.job_id)
                 try:
@@ -746,7 +760,7 @@ class FirecRESTSpawner(Spawner):
                     break
                 continue
             self._failures, self._first_failure = 0, None
-            if status.phase is Phase.TERMINAL:
+            if status.over:
                 code = status.exit_code if status.exit_code is not None else 0
                 return self._gone(f"job {self.job_id} is {status.describe()}", code)
             self._cached_status = (time.monotonic(), None)
