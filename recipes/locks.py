@@ -125,9 +125,7 @@ def recipe_locks(root: Path = REPO_ROOT) -> list[RecipeLock]:
                 f"{recipe_dir / 'environments.yaml'} builds python@{in_spack} but catalogue.toml "
                 f"[recipes.{name}] python = {python!r}: make them equal"
             )
-        pins = {
-            normalise(k): str(v) for k, v in stacks[stack].items() if k != "description"
-        }
+        pins = {normalise(k): str(v) for k, v in stacks[stack].items() if k != "description"}
         locks.append(RecipeLock(name, stack, python, pins, ranges, recipe_dir / LOCK_NAME))
     return locks
 
@@ -180,10 +178,15 @@ def write_recipe_locks(root: Path = REPO_ROOT, *, tool: str | None = None) -> li
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: ``python -m recipes.locks [--tool uv|pip-compile] [--check]``."""
-    parser = argparse.ArgumentParser(prog="python -m recipes.locks", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m recipes.locks", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--tool", choices=["uv", "pip-compile"], default=None)
-    parser.add_argument("--check", action="store_true",
-                        help="only report locks out of sync with catalogue.toml (exit 1 if any)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only report locks out of sync with catalogue.toml (exit 1 if any)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.check:

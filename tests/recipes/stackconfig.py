@@ -64,8 +64,10 @@ def local_spack_checkout(build: Path, commit: str) -> Path:
     spack.mkdir(parents=True, exist_ok=True)
     env = dict(
         os.environ,
-        GIT_AUTHOR_NAME="f7t4jhub tests", GIT_AUTHOR_EMAIL="tests@localhost",
-        GIT_COMMITTER_NAME="f7t4jhub tests", GIT_COMMITTER_EMAIL="tests@localhost",
+        GIT_AUTHOR_NAME="f7t4jhub tests",
+        GIT_AUTHOR_EMAIL="tests@localhost",
+        GIT_COMMITTER_NAME="f7t4jhub tests",
+        GIT_COMMITTER_EMAIL="tests@localhost",
     )
     for cmd in (
         ["git", "init", "-q", "-b", "develop", str(spack)],
@@ -95,5 +97,9 @@ def stack_config(
     code = "import sys; from stackinator.main import main; sys.argv[0] = 'stack-config'; sys.exit(main())"
     return subprocess.run(
         [sys.executable, "-c", code, *argv],
-        cwd=build.parent, capture_output=True, text=True, timeout=300, check=False,
+        cwd=build.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
