@@ -115,7 +115,9 @@ def check_required(environ: Mapping[str, str]) -> None:
 
 def _writable_dir(path: str | None) -> bool:
     """True if ``path`` is an existing directory this process can write into."""
-    return bool(path) and os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+    if not path:
+        return False
+    return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
 
 
 def ensure_private_dirs(environ: MutableMapping[str, str]) -> str | None:

@@ -67,6 +67,7 @@ class Hub:
     state: Path
     proc: subprocess.Popen[bytes]
     log: Path
+    venv: Path
 
     def request(
         self, method: str, path: str, token: str | None, body: bytes | None = None
@@ -151,7 +152,7 @@ def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    hub = Hub(major, f"http://127.0.0.1:{port}", env["F7T_ADMIN_TOKEN"], state, proc, log)
+    hub = Hub(major, f"http://127.0.0.1:{port}", env["F7T_ADMIN_TOKEN"], state, proc, log, venv)
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -299,7 +300,7 @@ def test_handler_is_registered_once(hub: Hub) -> None:
     """Importing twice (spawner module and config) must not add a second route."""
     out = subprocess.run(
         [
-            str(Path(hub.proc.args[0]).parent / "python"),
+            str(hub.venv / "bin" / "python"),
             "-c",
             (
                 "import importlib, firecrestspawner.api as a; importlib.reload(a); a.register(); "

@@ -194,7 +194,7 @@ def _make_handler(stub: HubStub) -> type[BaseHTTPRequestHandler]:
 
         def _authorized(self) -> bool:
             match = _TOKEN_RE.match(self.headers.get("Authorization", "").strip())
-            return bool(match) and match.group(1) == stub.api_token
+            return match is not None and match.group(1) == stub.api_token
 
         def _body(self) -> bytes:
             length = int(self.headers.get("Content-Length") or 0)
