@@ -31,7 +31,11 @@ from typing import IO
 PEM_CERT = re.compile(
     rb"-----BEGIN CERTIFICATE-----\s+(.+?)\s+-----END CERTIFICATE-----", re.DOTALL
 )
-PRIVATE_KEY = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----")
+# A PEM private key with key material (not just the marker quoted in documentation).
+PRIVATE_KEY = re.compile(
+    rb"-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----\r?\n"
+    rb"(?:Proc-Type:[^\n]*\n(?:DEK-Info:[^\n]*\n)?\r?\n?)?[A-Za-z0-9+/]{40,}"
+)
 TOKEN_PATTERNS: dict[str, re.Pattern[bytes]] = {
     "npm auth token": re.compile(rb"_authToken\s*=\s*[^\s$]{8,}"),
     "GitHub token": re.compile(
