@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 import requests
 
+from firecrest_double.idp import IdentityProvider
 from firecrest_double.server import FileSystemConfig, FirecrestDouble
 from firecrest_double.slurm import SlurmScheduler
 
@@ -42,6 +43,7 @@ from e2e_procs import Hub, Proxy, free_port, wait_until
 SYSTEM = "cluster"
 PASSWORD = "e2e-" + os.urandom(6).hex()
 SPAWN_TIMEOUT = 240.0
+ACCESS_TOKEN_LIFETIME = 70.0
 
 
 def slurm_job(job_id: str) -> dict[str, Any] | None:
@@ -211,8 +213,13 @@ def test_spawn_lab_restart_hub_and_stop(
     user = e2e_user
     uid = pwd.getpwnam(user).pw_uid
     scheduler = SlurmScheduler(SYSTEM)
+    # Short-lived access tokens (70 s, the spawner refreshes below 60 s left): the
+    # spawner must refresh them, after the hub restart too, from auth_state's rotated
+    # refresh token.
     double = FirecrestDouble(
-        scheduler, filesystems=[FileSystemConfig(pwd.getpwnam(user).pw_dir, "users", True)]
+        scheduler,
+        idp=IdentityProvider(access_token_lifetime=ACCESS_TOKEN_LIFETIME),
+        filesystems=[FileSystemConfig(pwd.getpwnam(user).pw_dir, "users", True)],
     )
     double.start_in_thread()
     hub_port = free_port()
@@ -256,6 +263,10 @@ def test_spawn_lab_restart_hub_and_stop(
     diagnostics["proxy log"] = lambda: proxy.tail(60)
     diagnostics["job output"] = job_output
     diagnostics["FirecREST double requests"] = requests_log
+    diagnostics["IdP"] = lambda: (
+        f"grants: {double.idp.grant_counts}, refreshes: {double.idp.refresh_count}, "
+        f"rejections: {double.idp.rejections}"
+    )
     diagnostics["OpenAPI violations"] = lambda: "\n".join(map(str, double.violations)) or "none"
 
     admin = HubClient(hub.api_url, admin_token)
@@ -323,6 +334,9 @@ def test_spawn_lab_restart_hub_and_stop(
         [model] = double.call(scheduler.jobs, user, job_id)
         assert model["status"]["state"] == f"CANCELLED by {uid}"
         assert fetch_lab(proxy.url, user, token).status_code != 200
+        # login redeemed one refresh token; the spawner redeemed at least one more
+        assert double.idp.refresh_count >= 2, double.idp.grant_counts
+        assert double.idp.rejections == []
         double.assert_no_violations()
     finally:
         hub.stop()
