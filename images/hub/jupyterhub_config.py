@@ -19,6 +19,8 @@ Defaults:
 import glob
 import os
 
+import firecrestspawner.api  # noqa: F401 - registers the job callback route in the hub API
+
 c = get_config()  # noqa: F821 - injected by JupyterHub when it loads this file
 
 c.JupyterHub.spawner_class = "firecrestspawner.spawner.FirecRESTSpawner"

@@ -19,10 +19,10 @@ Run inside the image by the singleuser Dockerfile with the image's ``python3``
 
 from __future__ import annotations
 
-import importlib.metadata as metadata
 import os
 import re
 import sys
+from importlib import metadata
 
 # PEP 440 public + local versions (what a pip constraint line can pin exactly).
 _PEP440 = re.compile(
