@@ -7,7 +7,6 @@ unprivileged user, with only the environment a FirecRESTSpawner job gets.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import firecrestspawner
-from f7tbuild.lock import normalise
+from tests.recipes.lockcheck import expected_pins, installed_pins
 from tests.recipes.stackconfig import make_build_dir
 from tests.support.launch import LaunchCheck
 
@@ -96,60 +95,18 @@ def _python_for_jobs() -> str:
     pytest.skip("no Python with venv that the user nobody can run (install python3-venv)")
 
 
-def locked_for(venv: Path, lock: Path) -> dict[str, str]:
-    """``{name: version}`` of the lock entries whose markers hold for the venv's Python."""
-    entries: list[str] = []
-    current = ""
-    for raw in lock.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            current += line[:-1] + " "
-            continue
-        entries.append(current + line)
-        current = ""
-    requirements = [entry.split(" --hash", 1)[0] for entry in entries]
-    markers = [r.partition(";")[2].strip() for r in requirements]
-    evaluate = (
-        "import json, sys; from packaging.markers import Marker; "
-        "print(json.dumps([not m or Marker(m).evaluate() for m in json.load(sys.stdin)]))"
-    )
-    holds = json.loads(
-        subprocess.run(
-            [str(venv / "bin" / "python"), "-c", evaluate],
-            input=json.dumps(markers),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout
-    )
-    pins: dict[str, str] = {}
-    for requirement, applies in zip(requirements, holds):
-        if applies:
-            name, version = requirement.partition(";")[0].strip().split("==", 1)
-            pins[normalise(name)] = version
-    return pins
-
-
 def test_venv_holds_exactly_the_locked_versions(native_venv: Path) -> None:
+    python = str(native_venv / "bin" / "python")
     out = subprocess.run(
-        [str(native_venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
+        [python, "-m", "pip", "list", "--format=freeze"],
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     ).stdout
-    installed = {
-        normalise(line.split("==", 1)[0]): line.split("==", 1)[1]
-        for line in out.splitlines()
-        if "==" in line
-    }
+    installed = installed_pins(out)
     assert installed.pop("firecrestspawner") == firecrestspawner.__version__
-    for tool in ("pip", "setuptools", "wheel"):
-        installed.pop(tool, None)
-    assert installed == locked_for(native_venv, LOCK)
+    assert installed == expected_pins(LOCK, [python])
 
 
 def test_native_venv_launches_jupyterlab(native_venv: Path, tmp_path: Path) -> None:
