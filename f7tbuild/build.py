@@ -89,16 +89,18 @@ def build_args(
     return args
 
 
-def build_one(cat: Catalogue, target: Target, opts: BuildOptions, rev: Revision) -> Built:
-    """Resolve the base and build one target."""
+def build_one(
+    cat: Catalogue, target: Target, opts: BuildOptions, rev: Revision, root: Path = REPO_ROOT
+) -> Built:
+    """Resolve the base and build one target (``root``: the tree holding the build context)."""
     base, standin = resolve_base(cat, target, opts)
     refs = local_refs(target, rev, standin)
     with ca.serve(opts.ca_bundle) as ca_url:
         seconds = docker_build(
             BuildRequest(
                 name=target.name,
-                dockerfile=REPO_ROOT / target.dockerfile,
-                context=REPO_ROOT / target.context,
+                dockerfile=root / target.dockerfile,
+                context=root / target.context,
                 tags=refs,
                 build_args=build_args(target, base, standin, ca_url, rev),
                 labels={

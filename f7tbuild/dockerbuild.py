@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,9 +38,60 @@ def buildkit_enabled(env: dict[str, str] | None = None) -> bool:
     return value in ("1", "true", "yes")
 
 
-def command(req: BuildRequest, buildkit: bool) -> list[str]:
+def _cli_major(cli: str) -> int | None:
+    try:
+        proc = subprocess.run(
+            [cli, "version", "--format", "{{.Client.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+        return int(proc.stdout.strip().split(".")[0])
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
+def _has_buildx(cli: str) -> bool:
+    try:
+        proc = subprocess.run(
+            [cli, "buildx", "version"], capture_output=True, timeout=20, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+def buildkit_cli() -> str:
+    """A docker CLI able to run ``DOCKER_BUILDKIT=1 docker build``.
+
+    CLIs from 23.0 on need the buildx plugin for that; CLIs before 23 (such as Debian's
+    docker.io 20.10 in /usr/bin) drive the engine's built-in BuildKit themselves. Order:
+    env F7T_DOCKER_CLI, ``docker`` on PATH, then other docker binaries on PATH and
+    /usr/bin/docker.
+    """
+    candidates = [os.environ.get("F7T_DOCKER_CLI", ""), shutil.which("docker") or ""]
+    for directory in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/bin"]:
+        candidates.append(os.path.join(directory, "docker"))
+    seen: set[str] = set()
+    for cli in candidates:
+        if not cli or not os.access(cli, os.X_OK) or os.path.realpath(cli) in seen:
+            continue
+        seen.add(os.path.realpath(cli))
+        major = _cli_major(cli)
+        if major is not None and (major < 23 or _has_buildx(cli)):
+            return cli
+    raise BuildError(
+        "DOCKER_BUILDKIT=1 but no docker CLI here can use BuildKit: CLIs >= 23 need the "
+        "buildx plugin (apt-get install docker-buildx, or docker-buildx-plugin), CLIs < 23 "
+        "have it built in (set F7T_DOCKER_CLI=/path/to/that docker). "
+        "Or unset DOCKER_BUILDKIT to use the classic builder."
+    )
+
+
+def command(req: BuildRequest, buildkit: bool, cli: str = "docker") -> list[str]:
     """The docker build command line (always ``--network host``: loopback CA, proxy)."""
-    cmd = ["docker", "build", "--network", "host", "-f", str(req.dockerfile)]
+    cmd = [cli, "build", "--network", "host", "-f", str(req.dockerfile)]
     if buildkit:
         cmd += ["--progress", "plain"]
     if req.no_cache:
@@ -56,7 +109,12 @@ def command(req: BuildRequest, buildkit: bool) -> list[str]:
 def run(req: BuildRequest) -> float:
     """Run the build, streaming every line as ``[name] ...``; return seconds taken."""
     buildkit = buildkit_enabled()
-    cmd = command(req, buildkit)
+    cli = "docker"
+    if buildkit:
+        cli = buildkit_cli()
+        if cli != shutil.which("docker"):
+            status(f"[{req.name}] BuildKit through {cli} (the default docker CLI has no buildx)")
+    cmd = command(req, buildkit, cli)
     status(
         f"[{req.name}] docker build ({'BuildKit' if buildkit else 'classic builder'}) "
         f"-> {', '.join(req.tags)}"

@@ -1,0 +1,151 @@
+"""``bench``: cold and warm build times, image sizes over their bases, against targets.
+
+Cold: ``docker build --no-cache`` (stand-in bases already made, real bases already
+pulled). Warm: the same build again after a one-line change in firecrestspawner/,
+made in a temporary copy of the build context (the work tree is never modified).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from f7tbuild import engine
+from f7tbuild.build import BuildOptions, build_one
+from f7tbuild.catalogue import REPO_ROOT, Catalogue, Target
+from f7tbuild.output import status
+from f7tbuild.tags import current_revision
+
+MB = 1_000_000
+# Targets (issue 2): warm/cold ratio for the hub; size over the base per family.
+RATIO_TARGET = {"hub": 0.10}
+SIZE_TARGET_MB = {"chp": 15.0, "singleuser": 250.0}
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git", ".nox", ".venv", "__pycache__", "*.pyc", ".pytest_cache", "node_modules"
+)
+CHANGED_FILE = Path("firecrestspawner") / "__init__.py"
+
+
+@dataclass(frozen=True)
+class Result:
+    """Measured figures of one target."""
+
+    name: str
+    family: str
+    ref: str
+    base: str
+    cold_s: float
+    warm_s: float
+    size_mb: float
+    base_mb: float
+
+    @property
+    def ratio(self) -> float:
+        """warm / cold."""
+        return self.warm_s / self.cold_s if self.cold_s else float("nan")
+
+    @property
+    def over_mb(self) -> float:
+        """Size over the base."""
+        return self.size_mb - self.base_mb
+
+
+def changed_copy(dest: Path) -> Path:
+    """Copy the build context to ``dest`` and append a comment to firecrestspawner/."""
+    shutil.copytree(REPO_ROOT, dest, ignore=COPY_IGNORE, symlinks=True)
+    changed = dest / CHANGED_FILE
+    with changed.open("a") as fh:
+        fh.write("\n# f7tbuild bench: one-line change for the warm rebuild\n")
+    return dest
+
+
+def _verdict(value: float, limit: float | None) -> str:
+    if limit is None:
+        return "-"
+    return "ok" if value <= limit else "MISSED"
+
+
+def table(results: list[Result]) -> str:
+    """Markdown table of the figures with the targets beside them."""
+    lines = [
+        "| image | base | cold s | warm s | warm/cold | target | size MB | over base MB | target |",
+        "|---|---|---:|---:|---:|---|---:|---:|---|",
+    ]
+    for r in results:
+        rt = RATIO_TARGET.get(r.family)
+        st = SIZE_TARGET_MB.get(r.family)
+        lines.append(
+            f"| {r.ref} | {r.base} | {r.cold_s:.1f} | {r.warm_s:.1f} | {r.ratio:.3f} | "
+            f"{f'<= {rt:.2f} ' + _verdict(r.ratio, rt) if rt is not None else '-'} | "
+            f"{r.size_mb:.1f} | {r.over_mb:.1f} | "
+            f"{f'<= {st:.0f} ' + _verdict(r.over_mb, st) if st is not None else '-'} |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """One line describing this machine and engine."""
+    mem = ""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f", {int(line.split()[1]) / 1024 / 1024:.0f} GiB RAM"
+    except OSError:
+        pass
+    return (
+        f"{platform.system()} {platform.release()} {platform.machine()}, "
+        f"{os.cpu_count()} CPUs{mem}, Docker {engine.require_engine()}"
+    )
+
+
+def measure(cat: Catalogue, target: Target, opts: BuildOptions) -> Result:
+    """Cold build, then warm rebuild after the one-line change; sizes."""
+    rev = current_revision()
+    status(f"[bench] {target.name}: cold build (--no-cache)")
+    cold = build_one(cat, target, BuildOptions(**{**opts.__dict__, "no_cache": True}), rev)
+    with tempfile.TemporaryDirectory(prefix="f7t-bench-") as tmp:
+        root = changed_copy(Path(tmp) / "ctx")
+        status(f"[bench] {target.name}: warm rebuild after a one-line change in {CHANGED_FILE}")
+        warm = build_one(cat, target, opts, rev, root=root)
+    # Leave the tagged image built from the real tree, not the changed copy.
+    status(f"[bench] {target.name}: restoring the image built from the work tree")
+    build_one(cat, target, opts, rev)
+    return Result(
+        name=target.name,
+        family=target.family,
+        ref=cold.ref,
+        base=cold.base,
+        cold_s=cold.seconds,
+        warm_s=warm.seconds,
+        size_mb=engine.image_size(cold.ref) / MB,
+        base_mb=engine.image_size(cold.base) / MB,
+    )
+
+
+def bench(
+    cat: Catalogue, names: list[str], ca_bundle: Path | None, output: Path | None = None
+) -> int:
+    """Measure every selected target; print the table; optionally append it to ``output``."""
+    opts = BuildOptions(checks=False, ca_bundle=ca_bundle)
+    results = [measure(cat, t, opts) for t in cat.select(names)]
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = f"### {when}\n\nMachine: {machine()}\n\n{table(results)}\n"
+    print("\n" + text, flush=True)
+    if output is not None:
+        with output.open("a") as fh:
+            fh.write("\n" + text)
+        status(f"appended to {output}")
+    missed = [
+        r.name
+        for r in results
+        if (r.family in RATIO_TARGET and r.ratio > RATIO_TARGET[r.family])
+        or (r.family in SIZE_TARGET_MB and r.over_mb > SIZE_TARGET_MB[r.family])
+    ]
+    if missed:
+        status(f"targets missed by: {', '.join(missed)}")
+    return 0
