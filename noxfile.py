@@ -56,8 +56,9 @@ def build(session: nox.Session) -> None:
 
 @nox.session(name="lock", python=PYTHON)
 def lock(session: nox.Session) -> None:
-    """Regenerate the hub's hashed requirements lock from catalogue.toml."""
+    """Regenerate the hashed locks (hub image, uenv and native recipes) from catalogue.toml."""
     _f7tbuild(session, "lock")
+    session.run("python", "-m", "recipes.locks")
 
 
 @nox.session(name="lint", python=PYTHON)
