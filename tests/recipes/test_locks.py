@@ -96,3 +96,20 @@ def test_unknown_stack_is_refused(fake_root: Path) -> None:
 
 def test_check_cli_passes_on_the_repo() -> None:
     assert locks.main(["--check"]) == 0
+
+
+def test_a_copied_site_recipe_gets_its_own_lock_target(fake_root: Path) -> None:
+    """docs/recipes.md: copy the folder, add a [recipes.<site>] table, run nox -s lock."""
+    shutil.copytree(fake_root / "recipes" / "uenv", fake_root / "recipes" / "mysite")
+    (fake_root / "recipes" / "mysite" / "requirements.lock").unlink()
+    catalogue = fake_root / "catalogue.toml"
+    python = locks.spack_python(fake_root / "recipes" / "mysite")
+    catalogue.write_text(
+        catalogue.read_text(encoding="utf-8")
+        + f'\n[recipes.mysite]\nstack = "current"\npython = "{python}"\n',
+        encoding="utf-8",
+    )
+    site = next(r for r in locks.recipe_locks(fake_root) if r.name == "mysite")
+    assert site.path == fake_root / "recipes" / "mysite" / "requirements.lock"
+    assert site.python == python
+    assert locks.drift(site) == [f"{site.path} is missing: run 'nox -s lock'"]

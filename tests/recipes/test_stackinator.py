@@ -34,6 +34,8 @@ else:  # pragma: no cover
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "uenv"
+#: Every Stackinator recipe folder (a site adds one by copying recipes/uenv).
+UENV_RECIPES = sorted(p.parent for p in (REPO / "recipes").glob("*/config.yaml"))
 
 pytest.importorskip(
     "stackinator",
@@ -91,11 +93,25 @@ def broken(workroot: Path) -> Callable[[str, Callable[[dict], None] | None], Pat
     return make
 
 
+def _catalogue_python(recipe_dir: Path) -> str:
+    table = _catalogue().get("recipes", {}).get(recipe_dir.name)
+    assert table and "python" in table, (
+        f"catalogue.toml needs [recipes.{recipe_dir.name}] with stack and python "
+        f"for the recipe folder recipes/{recipe_dir.name} (docs/recipes.md)"
+    )
+    return str(table["python"])
+
+
+def test_the_reference_recipe_is_checked() -> None:
+    assert RECIPE in UENV_RECIPES
+
+
+@pytest.mark.parametrize("recipe_dir", UENV_RECIPES, ids=lambda p: p.name)
 def test_recipe_loads_and_has_python_and_pip_in_the_default_view(
-    system: Path, mount: Path, workroot: Path
+    recipe_dir: Path, system: Path, mount: Path, workroot: Path
 ) -> None:
-    recipe = load_recipe(RECIPE, system, workroot / "build", mount)
-    python = _catalogue()["recipes"]["uenv"]["python"]
+    recipe = load_recipe(recipe_dir, system, workroot / "build", mount)
+    python = _catalogue_python(recipe_dir)
 
     assert recipe.config["name"]
     assert recipe.mount == mount
@@ -105,29 +121,31 @@ def test_recipe_loads_and_has_python_and_pip_in_the_default_view(
     assert f"python@{python}" in specs, f"recipe must build python@{python} (catalogue)"
     assert "py-pip" in specs
     assert not any(s.startswith("osu-micro-benchmarks") for s in specs)
-    assert recipe.post_install_hook == RECIPE / "post-install"
+    assert recipe.post_install_hook == recipe_dir / "post-install"
     # The Spack release Stackinator 4.0 knows how to drive.
     assert recipe.spack_version in {"0.20", "0.21", "0.22"}
     # modules.yaml is the recipe's (otherwise Stackinator reads Spack's defaults).
-    assert recipe.modules == RECIPE / "modules.yaml"
+    assert recipe.modules == recipe_dir / "modules.yaml"
     assert f"tcl: {mount}/modules" in recipe.modules_yaml
 
 
-def test_recipe_python_matches_catalogue() -> None:
-    """environments.yaml builds the Python the catalogue (and the uenv lock) targets."""
-    environments = yaml.safe_load((RECIPE / "environments.yaml").read_text(encoding="utf-8"))
-    python = _catalogue()["recipes"]["uenv"]["python"]
+@pytest.mark.parametrize("recipe_dir", UENV_RECIPES, ids=lambda p: p.name)
+def test_recipe_python_matches_catalogue(recipe_dir: Path) -> None:
+    """environments.yaml builds the Python the catalogue (and the recipe's lock) targets."""
+    environments = yaml.safe_load((recipe_dir / "environments.yaml").read_text(encoding="utf-8"))
+    python = _catalogue_python(recipe_dir)
     pythons = [s for env in environments.values() for s in env["specs"] if s.startswith("python@")]
     assert pythons == [f"python@{python}"]
 
 
+@pytest.mark.parametrize("recipe_dir", UENV_RECIPES, ids=lambda p: p.name)
 def test_stack_config_renders_the_post_install_for_the_mount_point(
-    system: Path, mount: Path, workroot: Path
+    recipe_dir: Path, system: Path, mount: Path, workroot: Path
 ) -> None:
     build = workroot / "build"
-    local_spack_checkout(build, spack_commit(RECIPE))
+    local_spack_checkout(build, spack_commit(recipe_dir))
 
-    proc = stack_config(RECIPE, system, build, mount)
+    proc = stack_config(recipe_dir, system, build, mount)
     assert proc.returncode == 0, f"stack-config failed:\n{proc.stdout}\n{proc.stderr}"
 
     hook = build / "store" / "post-install-hook"
@@ -137,14 +155,18 @@ def test_stack_config_renders_the_post_install_for_the_mount_point(
     assert hook.stat().st_mode & stat.S_IXUSR, "Stackinator makes the hook executable"
     # The recipe travels inside the image, lock included: the hook reads it from there.
     meta = build / "store" / "meta" / "recipe"
-    assert (meta / "requirements.lock").read_bytes() == (RECIPE / "requirements.lock").read_bytes()
+    assert (meta / "requirements.lock").read_bytes() == (
+        recipe_dir / "requirements.lock"
+    ).read_bytes()
     # The Makefile runs the hook after the environments are installed.
     makefile = (build / "Makefile").read_text(encoding="utf-8")
     assert "$(STORE)/post-install-hook" in makefile
     assert "post-install" in makefile.split("store.squashfs:")[1].splitlines()[0]
-    spack_yaml = (build / "environments" / "jupyter" / "spack.yaml").read_text(encoding="utf-8")
-    assert "python@" in spack_yaml and "py-pip" in spack_yaml
-    assert str(mount / "env" / "default") in spack_yaml
+    spack_yamls = [
+        p.read_text(encoding="utf-8") for p in (build / "environments").glob("*/spack.yaml")
+    ]
+    assert any("python@" in y and "py-pip" in y for y in spack_yamls)
+    assert any(str(mount / "env" / "default") in y for y in spack_yamls)
     # The hook is valid bash.
     syntax = subprocess.run(
         ["bash", "-n", str(hook)], capture_output=True, text=True, timeout=30, check=False
