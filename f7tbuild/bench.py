@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from f7tbuild import engine
+from f7tbuild import ca, engine
 from f7tbuild.build import BuildOptions, build_one
 from f7tbuild.catalogue import REPO_ROOT, Catalogue, Target
 from f7tbuild.output import status
@@ -106,15 +106,17 @@ def machine() -> str:
 def measure(cat: Catalogue, target: Target, opts: BuildOptions) -> Result:
     """Cold build, then warm rebuild after the one-line change; sizes."""
     rev = current_revision()
-    status(f"[bench] {target.name}: cold build (--no-cache)")
-    cold = build_one(cat, target, BuildOptions(**{**opts.__dict__, "no_cache": True}), rev)
-    with tempfile.TemporaryDirectory(prefix="f7t-bench-") as tmp:
+    # One CA server for all three builds: the same CA_URL keeps the cache keys equal.
+    with ca.serve(opts.ca_bundle) as url, tempfile.TemporaryDirectory(prefix="f7t-bench-") as tmp:
+        status(f"[bench] {target.name}: cold build (--no-cache)")
+        cold_opts = BuildOptions(**{**opts.__dict__, "no_cache": True})
+        cold = build_one(cat, target, cold_opts, rev, ca_url=url)
         root = changed_copy(Path(tmp) / "ctx")
         status(f"[bench] {target.name}: warm rebuild after a one-line change in {CHANGED_FILE}")
-        warm = build_one(cat, target, opts, rev, root=root)
-    # Leave the tagged image built from the real tree, not the changed copy.
-    status(f"[bench] {target.name}: restoring the image built from the work tree")
-    build_one(cat, target, opts, rev)
+        warm = build_one(cat, target, opts, rev, root=root, ca_url=url)
+        # Leave the tagged image built from the work tree, not from the changed copy.
+        status(f"[bench] {target.name}: rebuilding from the work tree (cached)")
+        build_one(cat, target, opts, rev, ca_url=url)
     return Result(
         name=target.name,
         family=target.family,

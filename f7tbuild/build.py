@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,19 +91,29 @@ def build_args(
 
 
 def build_one(
-    cat: Catalogue, target: Target, opts: BuildOptions, rev: Revision, root: Path = REPO_ROOT
+    cat: Catalogue,
+    target: Target,
+    opts: BuildOptions,
+    rev: Revision,
+    root: Path = REPO_ROOT,
+    ca_url: str | None = None,
 ) -> Built:
-    """Resolve the base and build one target (``root``: the tree holding the build context)."""
+    """Resolve the base and build one target.
+
+    ``root``: the tree holding the build context; ``ca_url``: a CA server already running
+    (otherwise one is served for this build only).
+    """
     base, standin = resolve_base(cat, target, opts)
     refs = local_refs(target, rev, standin)
-    with ca.serve(opts.ca_bundle) as ca_url:
+    serving = ca.serve(opts.ca_bundle) if ca_url is None else nullcontext(ca_url)
+    with serving as url:
         seconds = docker_build(
             BuildRequest(
                 name=target.name,
                 dockerfile=root / target.dockerfile,
                 context=root / target.context,
                 tags=refs,
-                build_args=build_args(target, base, standin, ca_url, rev),
+                build_args=build_args(target, base, standin, url, rev),
                 labels={
                     STANDIN_LABEL: "true" if standin else "false",
                     "org.f7t4jhub.image": target.name,

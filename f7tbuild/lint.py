@@ -25,14 +25,24 @@ def tool(name: str) -> str:
     return found
 
 
-def _walk(root: Path) -> list[Path]:
-    out = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if any(part in SKIP_DIRS for part in rel.parts) or not path.is_file():
-            continue
-        out.append(path)
-    return out
+def _walk(root: Path, under: str = "") -> list[Path]:
+    """Project files (tracked or not ignored by git) under ``under``; all files without git."""
+    proc = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", under or "."],
+        cwd=root,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode == 0:
+        names = sorted({n for n in proc.stdout.decode().split("\0") if n})
+        return [root / n for n in names if (root / n).is_file()]
+    base = root / under if under else root
+    return [
+        p
+        for p in sorted(base.rglob("*"))
+        if p.is_file() and not any(part in SKIP_DIRS for part in p.relative_to(root).parts)
+    ]
 
 
 def dockerfiles(root: Path = REPO_ROOT) -> list[Path]:
@@ -54,10 +64,15 @@ def is_shell_script(path: Path) -> bool:
 
 
 def shell_scripts(root: Path = REPO_ROOT) -> list[Path]:
-    """Every shell script: *.sh anywhere, and shell files in scripts/."""
-    scripts = [p for p in _walk(root) if p.suffix == ".sh"]
-    if (root / "scripts").is_dir():
-        scripts += [p for p in _walk(root / "scripts") if p not in scripts and is_shell_script(p)]
+    """Every shell script: *.sh anywhere, and shell files in scripts/.
+
+    Files under a ``templates/`` directory are skipped: they hold placeholders and are
+    only shell once rendered (their owners' tests check the rendered scripts).
+    """
+    scripts = [
+        p for p in _walk(root) if p.suffix == ".sh" and "templates" not in p.relative_to(root).parts
+    ]
+    scripts += [p for p in _walk(root, "scripts") if p not in scripts and is_shell_script(p)]
     return sorted(scripts)
 
 
@@ -78,6 +93,6 @@ def lint() -> int:
     scripts = [str(p.relative_to(REPO_ROOT)) for p in shell_scripts()]
     if scripts:
         ok &= _run(f"shellcheck {' '.join(scripts)}", [tool("shellcheck"), *scripts])
-    ok &= _run("ruff check .", [tool("ruff"), "check", "."])
+    ok &= _run("ruff check .", [tool("ruff"), "check", "--output-format", "concise", "."])
     status(f"lint {'passed' if ok else 'FAILED'}")
     return 0 if ok else 1
