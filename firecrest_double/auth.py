@@ -60,10 +60,9 @@ class TokenVerifier:
             if time.monotonic() - self._fetched_at < self.refetch_interval and self._keys:
                 return
             timeout = aiohttp.ClientTimeout(total=5)
-            async with aiohttp.ClientSession(timeout=timeout) as s:
-                async with s.get(self.jwks_url) as r:
-                    r.raise_for_status()
-                    data = await r.json()
+            async with aiohttp.ClientSession(timeout=timeout) as s, s.get(self.jwks_url) as r:
+                r.raise_for_status()
+                data = await r.json()
             self._keys = {k["kid"]: jwt.PyJWK(k).key for k in data.get("keys", []) if "kid" in k}
             self._fetched_at = time.monotonic()
             self.fetches += 1

@@ -8,7 +8,7 @@ teardown if any request or response violated the OpenAPI document.
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest_asyncio
 

@@ -9,8 +9,9 @@ which the HTTP layer maps to the status codes the real server uses.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 
 class SchedulerError(Exception):
@@ -70,10 +71,10 @@ class JobSubmission:
     extra: dict[str, Any] = field(default_factory=dict)
 
     #: The JobDescriptionModel default when a request carries no ``env``.
-    DEFAULT_ENV = {"F7T_version": "v2.0.0"}
+    DEFAULT_ENV: ClassVar[dict[str, str]] = {"F7T_version": "v2.0.0"}
 
     @classmethod
-    def from_request(cls, job: Mapping[str, Any]) -> "JobSubmission":
+    def from_request(cls, job: Mapping[str, Any]) -> JobSubmission:
         """Build from the request body's ``job`` object."""
         known = {
             "workingDirectory": "working_directory", "script": "script",

@@ -20,9 +20,10 @@ import stat as stat_mod
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -169,7 +170,7 @@ class FirecrestDouble:
                                  "\n".join(f"  - {v}" for v in self.violations))
 
     # -- lifecycle in the current loop -----------------------------------------------
-    async def start(self) -> "FirecrestDouble":
+    async def start(self) -> FirecrestDouble:
         """Start the IdP (if it is ours), the schedulers and the HTTP server."""
         if self._owns_idp:
             await self.idp.start(self.host)
@@ -204,14 +205,14 @@ class FirecrestDouble:
             self._tmp.cleanup()
             self._tmp = None
 
-    async def __aenter__(self) -> "FirecrestDouble":
+    async def __aenter__(self) -> FirecrestDouble:  # noqa: PYI034
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
     # -- lifecycle in a thread -------------------------------------------------------
-    def start_in_thread(self, timeout: float = 30.0) -> "FirecrestDouble":
+    def start_in_thread(self, timeout: float = 30.0) -> FirecrestDouble:
         """Serve from a daemon thread with its own event loop; returns when ready."""
         if self._thread is not None:
             raise RuntimeError("the double is already running in a thread")
@@ -223,7 +224,7 @@ class FirecrestDouble:
             asyncio.set_event_loop(loop)
             try:
                 loop.run_until_complete(self.start())
-            except BaseException as e:  # reported to the starting thread
+            except BaseException as e:  # noqa: BLE001  (re-raised in the starting thread)
                 failure.append(e)
                 ready.set()
                 loop.close()
@@ -265,7 +266,7 @@ class FirecrestDouble:
             raise RuntimeError("call() is for a double started with start_in_thread()")
         return asyncio.run_coroutine_threadsafe(fn(*args), self._loop).result(timeout)
 
-    def __enter__(self) -> "FirecrestDouble":
+    def __enter__(self) -> FirecrestDouble:  # noqa: PYI034
         return self.start_in_thread()
 
     def __exit__(self, *exc: object) -> None:

@@ -23,6 +23,7 @@ process group (SIGTERM, then SIGKILL after ``kill_grace``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -30,9 +31,10 @@ import tempfile
 import time
 import zlib
 from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from .scheduler import (
     JobNotFound,
@@ -68,37 +70,37 @@ class Outcome:
     cancel_uid: int = 0
 
     @classmethod
-    def run(cls, **kw: Any) -> "Outcome":
+    def run(cls, **kw: Any) -> Outcome:
         """Run until the script ends, a cancel, or the time limit."""
         return cls("run", **kw)
 
     @classmethod
-    def complete(cls, after: float = 0.0, **kw: Any) -> "Outcome":
+    def complete(cls, after: float = 0.0, **kw: Any) -> Outcome:
         """End COMPLETED (exit 0) after ``after`` seconds."""
         return cls("complete", after, **kw)
 
     @classmethod
-    def fail(cls, exit_code: int = 1, after: float = 0.0, **kw: Any) -> "Outcome":
+    def fail(cls, exit_code: int = 1, after: float = 0.0, **kw: Any) -> Outcome:
         """End FAILED with ``exit_code`` after ``after`` seconds."""
         return cls("fail", after, exit_code, **kw)
 
     @classmethod
-    def timeout(cls, after: float = 0.0, **kw: Any) -> "Outcome":
+    def timeout(cls, after: float = 0.0, **kw: Any) -> Outcome:
         """End TIMEOUT after ``after`` seconds."""
         return cls("timeout", after, **kw)
 
     @classmethod
-    def node_fail(cls, after: float = 0.0, **kw: Any) -> "Outcome":
+    def node_fail(cls, after: float = 0.0, **kw: Any) -> Outcome:
         """End NODE_FAIL after ``after`` seconds."""
         return cls("node_fail", after, **kw)
 
     @classmethod
-    def cancelled(cls, after: float = 0.0, uid: int = 0, **kw: Any) -> "Outcome":
+    def cancelled(cls, after: float = 0.0, uid: int = 0, **kw: Any) -> Outcome:
         """Cancelled by ``uid`` (default root) after ``after`` seconds of running."""
         return cls("cancel", after, cancel_uid=uid, **kw)
 
     @classmethod
-    def never_start(cls, reason: str = "Resources") -> "Outcome":
+    def never_start(cls, reason: str = "Resources") -> Outcome:
         """Stay PENDING forever with ``reason``."""
         return cls("never_start", pending_reason=reason)
 
@@ -420,7 +422,11 @@ class SimulatedScheduler:
             if not os.path.isdir(job.working_directory):
                 self._terminal(job, "FAILED", 1, "NonZeroExitCode")
                 return
-            await self._launch(job)
+            try:
+                await self._launch(job)
+            except OSError:  # unwritable output, missing interpreter...: FAILED, as in Slurm
+                self._terminal(job, "FAILED", 1, "NonZeroExitCode")
+                return
         deadline = o.after if o.kind != "run" else None
         if job.time_limit is not None and (deadline is None or job.time_limit < deadline):
             deadline, kind = float(job.time_limit), "timeout"
@@ -484,16 +490,15 @@ class SimulatedScheduler:
             "SLURM_JOB_PARTITION": job.partition, "SLURM_CLUSTER_NAME": self.system_name,
             "SLURM_NNODES": "1", "SLURM_JOB_NUM_NODES": "1",
         })
-        out = open(job.stdout, "ab")
-        err = out if job.stderr == job.stdout else open(job.stderr, "ab")
-        inp = open(job.stdin, "rb")
-        try:
+        # Local files, opened as slurmstepd opens them: quick, so opened inline.
+        with contextlib.ExitStack() as files:
+            out = files.enter_context(open(job.stdout, "ab"))  # noqa: ASYNC230
+            err = out if job.stderr == job.stdout else files.enter_context(
+                open(job.stderr, "ab"))  # noqa: ASYNC230
+            inp = files.enter_context(open(job.stdin, "rb"))  # noqa: ASYNC230
             job.process = await asyncio.create_subprocess_exec(
                 str(path), cwd=job.working_directory, env=env, stdin=inp, stdout=out,
                 stderr=err, start_new_session=True)
-        finally:
-            for f in {out, err, inp}:
-                f.close()
 
     async def _kill(self, job: SimJob, grace: float | None = None) -> None:
         proc = job.process

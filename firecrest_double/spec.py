@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jsonschema
 from referencing import Registry, Resource
@@ -129,8 +130,9 @@ class OpenAPISpec:
         """Messages for every way ``value`` violates ``schema``; empty when valid."""
         out = []
         for err in self.validator(schema).iter_errors(value):
-            loc = "/".join(str(p) for p in err.absolute_path)
-            out.append(f"{where}{'/' + loc if loc else ''}: {err.message}")
+            for leaf in _deepest(err):
+                loc = "/".join(str(p) for p in leaf.absolute_path)
+                out.append(f"{where}{'/' + loc if loc else ''}: {leaf.message}")
         return out
 
     # -- requests --------------------------------------------------------------------
@@ -240,6 +242,18 @@ class OpenAPISpec:
         except ValueError as e:
             return [f"body is not JSON ({e})"]
         return self.schema_errors(content[media]["schema"], value, "response body")
+
+
+def _deepest(err: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """For anyOf/oneOf failures, the errors of the branch that got furthest into the
+    value (e.g. ``jobs/0/jobId`` rather than "not null"); otherwise the error itself."""
+    if not err.context:
+        return [err]
+    leaves = [leaf for sub in err.context for leaf in _deepest(sub)]
+    depth = max(len(leaf.absolute_path) for leaf in leaves)
+    if depth <= len(err.absolute_path):
+        return [err]
+    return [leaf for leaf in leaves if len(leaf.absolute_path) == depth]
 
 
 def _types_of(schema: Mapping[str, Any], spec: OpenAPISpec) -> set[str]:

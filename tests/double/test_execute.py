@@ -145,3 +145,11 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+async def test_unlaunchable_script_fails(
+        xfc: FirecrestDouble, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    jid = await submit(xfc, http, tmp_path, "#!/nonexistent/interpreter\ntrue\n")
+    await wait_until(lambda: _finished(xfc, http, jid))
+    job = await state(xfc, http, jid)
+    assert job["status"]["state"] == "FAILED" and job["status"]["exitCode"] == 1
