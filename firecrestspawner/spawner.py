@@ -31,6 +31,27 @@ import httpx
 from firecrest.FirecrestException import FirecrestException, UnexpectedStatusException
 from firecrest.v2 import AsyncFirecrest
 from jupyterhub.spawner import Spawner
+
+from tornado import web
+
+try:  # JupyterHub >= 6: a policy refusal, reported to the user without a traceback
+    from jupyterhub.spawner import SpawnException as _RefusalBase
+except ImportError:  # JupyterHub 5: an HTTPError is reported without a traceback too
+    _RefusalBase = web.HTTPError  # type: ignore[assignment,misc]
+
+
+class InvalidOptions(_RefusalBase):  # type: ignore[misc,valid-type]
+    """User options refused (HTTP 400); the message names the field."""
+
+    def __init__(self, message: str) -> None:
+        if _RefusalBase is web.HTTPError:
+            super().__init__(400, "%s", message, reason="Invalid server options")
+        else:
+            super().__init__(message, reason="invalid_options", status_code=400)
+        self.text = message
+
+    def __str__(self) -> str:
+        return self.text
 from traitlets import Bool, Dict, Float, Int, List, Unicode, Union, default
 
 from . import api  # noqa: F401  (registers the callback handler with JupyterHub)
@@ -490,8 +511,14 @@ class FirecRESTSpawner(Spawner):
 
     # ================================================================ options
     def job_options(self) -> Any:
-        """The validated :class:`~.options.JobOptions` of ``self.user_options``."""
-        return validate_options(self.user_options or {}, self.limits())
+        """The validated :class:`~.options.JobOptions` of ``self.user_options``.
+
+        Refused options raise :class:`InvalidOptions` (HTTP 400) naming the field.
+        """
+        try:
+            return validate_options(self.user_options or {}, self.limits())
+        except OptionError as exc:
+            raise InvalidOptions(f"Invalid server option {exc}") from None
 
     def render_script(self, options: Any) -> str:
         """The batch script for validated ``options``."""
@@ -529,6 +556,11 @@ class FirecRESTSpawner(Spawner):
         if self._events_changed is not None:
             self._events_changed.set()
             self._events_changed = asyncio.Event()
+
+    @property
+    def progress_events(self) -> list[dict[str, Any]]:
+        """The events of the current (or last) start, as progress() yields them."""
+        return list(self._events)
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         """Yield the start's events: submitted, queued (with Slurm's reason), running."""
@@ -879,4 +911,4 @@ def _options_from_form(formdata: dict[str, list[str]],
     return dict(options)
 
 
-__all__ = ["FirecRESTSpawner", "JobEnded", "OptionError", "validate_host", "validate_port"]
+__all__ = ["FirecRESTSpawner", "InvalidOptions", "JobEnded", "OptionError", "validate_host", "validate_port"]

@@ -113,3 +113,23 @@ async def login(app: Any, double: FirecrestDouble, name: str = USER,
     })
     token = user.new_api_token()
     return user, HubClient(app, token), refresh
+
+
+async def start_server(client: HubClient, name: str = USER, server: str = "",
+                       options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Start a server through the hub's REST API; returns its progress events."""
+    path = f"/users/{name}/servers/{server}" if server else f"/users/{name}/server"
+    status, body = await client.request("POST", path, options)
+    if status >= 400:  # refused before the spawn was pending (hub slow_spawn_timeout > 0)
+        message = body.get("message", "") if isinstance(body, dict) else str(body)
+        return [{"failed": True, "message": message, "status": status}]
+    assert status in (201, 202), (status, body)
+    return [event async for event in client.progress(name, server)]
+
+
+async def running_server(app: Any, double: FirecrestDouble, **login_kw: Any) -> Any:
+    """Log alice in and start her default server; returns her ready spawner."""
+    user, client, _ = await login(app, double, **login_kw)
+    events = await start_server(client)
+    assert events[-1].get("ready"), events
+    return user.spawner

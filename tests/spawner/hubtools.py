@@ -15,6 +15,7 @@ import socket
 from typing import Any, AsyncIterator
 
 import aiohttp
+from jupyterhub.app import JupyterHub
 from jupyterhub.proxy import Proxy
 from jupyterhub.tests.mocking import MockHub
 from traitlets.config import Config
@@ -50,6 +51,16 @@ class TestHub(MockHub):
 
     async def shutdown_cancel_tasks(self, sig: Any = None) -> None:
         return None
+
+    async def stop(self) -> None:  # type: ignore[override]
+        """Clean up in this loop (JupyterHub 5's MockHub uses a thread and a new loop)."""
+        if self._stop_called:
+            return
+        self._stop_called = True
+        await self.cleanup()
+        self._atexit_ran = True
+        JupyterHub.stop(self)
+        self.db_file.close()
 
 
 def free_port() -> int:
