@@ -106,7 +106,12 @@ class FirecrestDouble:
         max_ops_file_size: int = DEFAULT_MAX_OPS_FILE_SIZE,
         keep_request_log: bool = True,
     ) -> None:
-        scheds = [scheduler] if isinstance(scheduler, Scheduler) else list(scheduler or [])
+        if scheduler is None:
+            scheds: list[Scheduler] = []
+        elif isinstance(scheduler, (list, tuple)):
+            scheds = list(scheduler)
+        else:
+            scheds = [scheduler]  # type: ignore[list-item]
         if not scheds:
             scheds = [SimulatedScheduler()]
         self.schedulers: dict[str, Scheduler] = {s.system_name: s for s in scheds}
@@ -138,6 +143,8 @@ class FirecrestDouble:
             "GET /status/systems": self._systems,
             "GET /status/liveness/": self._liveness,
             "GET /status/{system_name}/userinfo": self._userinfo,
+            "GET /status/{system_name}/partitions": self._partitions,
+            "GET /status/{system_name}/reservations": self._reservations,
             "POST /compute/{system_name}/jobs": self._submit,
             "GET /compute/{system_name}/jobs": self._jobs,
             "GET /compute/{system_name}/jobs/{job_id}": self._job,
@@ -437,6 +444,20 @@ class FirecrestDouble:
 
     async def _userinfo(self, ctx: _Ctx) -> tuple[int, Any]:
         return 200, self._sched(ctx).userinfo(self._user(ctx)).as_response()
+
+    async def _optional(self, ctx: _Ctx, method: str, key: str) -> tuple[int, Any]:
+        sched = self._sched(ctx)
+        fn = getattr(sched, method, None)
+        if fn is None:
+            raise _Reply(501, f"the {type(sched).__name__} backend of the double has no "
+                              f"{method}(): {ctx.op.route} is not available with it")
+        return 200, {key: await fn()}
+
+    async def _partitions(self, ctx: _Ctx) -> tuple[int, Any]:
+        return await self._optional(ctx, "partition_models", "partitions")
+
+    async def _reservations(self, ctx: _Ctx) -> tuple[int, Any]:
+        return await self._optional(ctx, "reservation_models", "reservations")
 
     # -- compute ---------------------------------------------------------------------
     async def _submit(self, ctx: _Ctx) -> tuple[int, Any]:

@@ -187,6 +187,7 @@ class SimulatedScheduler:
         queue_delay: QueueDelay = 0.5,
         default_outcome: Outcome | None = None,
         partitions: Sequence[str] = ("normal", "debug"),
+        reservations: Sequence[str] = (),
         accounts: Sequence[str] = ("f7t4jhub",),
         users: Mapping[str, UserInfo] | None = None,
         reason_after: float = 0.3,
@@ -203,6 +204,7 @@ class SimulatedScheduler:
         self.queue_delay = queue_delay
         self.default_outcome = default_outcome or Outcome.run()
         self.partitions = tuple(partitions)
+        self.reservations = tuple(reservations)
         self.accounts = tuple(accounts)
         self.users: dict[str, UserInfo] = dict(users or {})
         self.reason_after = reason_after
@@ -282,6 +284,10 @@ class SimulatedScheduler:
             raise SchedulerError(
                 f"sbatch: error: invalid partition specified: {partition}\n"
                 "sbatch: error: Batch job submission failed: Invalid partition name specified\n")
+        reservation = job.reservation or directives.get("reservation")
+        if reservation and reservation not in self.reservations:
+            raise SchedulerError(
+                "sbatch: error: Batch job submission failed: Requested reservation is invalid\n")
         account = job.account or directives.get("account") or info.default_account or ""
         if account not in info.accounts:
             raise SchedulerError(
@@ -366,6 +372,19 @@ class SimulatedScheduler:
                 "Job/step already completing or completed\n")
         info = self.userinfo(user)
         await self._finish_cancelled(job, info.uid, user)
+
+    # -- optional status routes -------------------------------------------------------
+    async def partition_models(self) -> list[dict[str, Any]]:
+        """``PartitionModel`` dicts (GET /status/{system}/partitions)."""
+        return [{"name": p, "partition": p, "cpus": 128 * len(self.nodes),
+                 "totalNodes": len(self.nodes)} for p in self.partitions]
+
+    async def reservation_models(self) -> list[dict[str, Any]]:
+        """``ReservationModel`` dicts (GET /status/{system}/reservations)."""
+        now = int(time.time())
+        return [{"name": r, "nodeList": ",".join(self.nodes), "startTime": now - 3600,
+                 "endTime": now + 86400, "state": "ACTIVE", "features": None}
+                for r in self.reservations]
 
     # -- direct control (call in the double's loop) ----------------------------------
     async def end_job(self, job_id: str, state: str = "NODE_FAIL", exit_code: int = 0) -> None:

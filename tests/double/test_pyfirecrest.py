@@ -108,3 +108,17 @@ async def test_async_auth_headers_are_used(fc: FirecrestDouble) -> None:
     finally:
         await c.close_session()
     assert AsyncAuth.calls == 1
+
+
+@pytest.mark.scheduler_kwargs(reservations=("course",))
+async def test_partitions_reservations_and_reservation_check(
+        fc: FirecrestDouble, client: AsyncFirecrest) -> None:
+    assert [p["name"] for p in await client.partitions("cluster")] == ["normal", "debug"]
+    assert [r["name"] for r in await client.reservations("cluster")] == ["course"]
+    job = await client.submit("cluster", working_dir="/w", script_str=SCRIPT,
+                              reservation="course")
+    assert job["jobId"]
+    with pytest.raises(UnexpectedStatusException) as e:
+        await client.submit("cluster", working_dir="/w", script_str=SCRIPT,
+                            reservation="nope")
+    assert "Requested reservation is invalid" in e.value.responses[-1].json()["message"]
