@@ -18,6 +18,7 @@ from pathlib import Path
 from f7tbuild import ca, engine
 from f7tbuild.build import BuildOptions, build_one
 from f7tbuild.catalogue import REPO_ROOT, Catalogue, Target
+from f7tbuild.lint import project_files
 from f7tbuild.output import status
 from f7tbuild.tags import current_revision
 
@@ -25,9 +26,6 @@ MB = 1_000_000
 # Targets (issue 2): warm/cold ratio for the hub; size over the base per family.
 RATIO_TARGET = {"hub": 0.10}
 SIZE_TARGET_MB = {"chp": 15.0, "singleuser": 250.0}
-COPY_IGNORE = shutil.ignore_patterns(
-    ".git", ".nox", ".venv", "__pycache__", "*.pyc", ".pytest_cache", "node_modules"
-)
 CHANGED_FILE = Path("firecrestspawner") / "__init__.py"
 
 
@@ -56,8 +54,14 @@ class Result:
 
 
 def changed_copy(dest: Path) -> Path:
-    """Copy the build context to ``dest`` and append a comment to firecrestspawner/."""
-    shutil.copytree(REPO_ROOT, dest, ignore=COPY_IGNORE, symlinks=True)
+    """Copy the project's files to ``dest`` and append a comment to firecrestspawner/.
+
+    Only files git tracks or does not ignore are copied (no venvs, caches, .build/).
+    """
+    for src in project_files(REPO_ROOT):
+        target = dest / src.relative_to(REPO_ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target, follow_symlinks=False)
     changed = dest / CHANGED_FILE
     with changed.open("a") as fh:
         fh.write("\n# f7tbuild bench: one-line change for the warm rebuild\n")

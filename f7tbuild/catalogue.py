@@ -101,9 +101,20 @@ class Catalogue:
         return seen
 
     def select(self, names: list[str]) -> list[Target]:
-        """Targets named by family (``singleuser``), full name, variant or ``all``."""
+        """Targets named by family (``singleuser``), full name, variant or ``all``.
+
+        ``[family, variant, ...]`` (as nox passes ``build singleuser -- <variant>``)
+        selects only those variants of that family.
+        """
         if not names or names == ["all"]:
             return list(self.targets)
+        if len(names) > 1 and names[0] in self.families():
+            family, rest = names[0], names[1:]
+            chosen = self.select(rest)
+            stray = [t.name for t in chosen if t.family != family]
+            if stray:
+                raise CatalogueError(f"{', '.join(stray)} not in image family {family!r}")
+            return chosen
         chosen: list[Target] = []
         for name in names:
             hits = [

@@ -25,7 +25,7 @@ def tool(name: str) -> str:
     return found
 
 
-def _walk(root: Path, under: str = "") -> list[Path]:
+def project_files(root: Path, under: str = "") -> list[Path]:
     """Project files (tracked or not ignored by git) under ``under``; all files without git."""
     proc = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", under or "."],
@@ -48,7 +48,9 @@ def _walk(root: Path, under: str = "") -> list[Path]:
 def dockerfiles(root: Path = REPO_ROOT) -> list[Path]:
     """Every Dockerfile under images/."""
     return [
-        p for p in _walk(root / "images") if p.name == "Dockerfile" or p.suffix == ".Dockerfile"
+        p
+        for p in project_files(root / "images")
+        if p.name == "Dockerfile" or p.suffix == ".Dockerfile"
     ]
 
 
@@ -70,9 +72,13 @@ def shell_scripts(root: Path = REPO_ROOT) -> list[Path]:
     only shell once rendered (their owners' tests check the rendered scripts).
     """
     scripts = [
-        p for p in _walk(root) if p.suffix == ".sh" and "templates" not in p.relative_to(root).parts
+        p
+        for p in project_files(root)
+        if p.suffix == ".sh" and "templates" not in p.relative_to(root).parts
     ]
-    scripts += [p for p in _walk(root, "scripts") if p not in scripts and is_shell_script(p)]
+    scripts += [
+        p for p in project_files(root, "scripts") if p not in scripts and is_shell_script(p)
+    ]
     return sorted(scripts)
 
 

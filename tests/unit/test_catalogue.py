@@ -60,6 +60,16 @@ def test_select_by_family_variant_and_all() -> None:
         cat.select(["nope"])
 
 
+def test_family_then_variant_selects_only_that_variant() -> None:
+    cat = load()
+    # nox -s build-singleuser -- pytorch-25.10  ->  build singleuser pytorch-25.10
+    assert [t.name for t in cat.select(["singleuser", "pytorch-25.10"])] == [
+        "singleuser-pytorch-25.10"
+    ]
+    with pytest.raises(CatalogueError, match="not in image family 'singleuser'"):
+        cat.select(["singleuser", "chp"])
+
+
 def test_adding_a_variant_is_one_entry() -> None:
     data = minimal()
     data["images"]["singleuser"]["variants"]["b"] = {"base": "nvcr.io/x:2", "stack": "s"}

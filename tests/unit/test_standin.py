@@ -167,3 +167,15 @@ def test_step_tracker_classic_and_buildkit() -> None:
     assert any(line.startswith("step [build 2/4] done") for line in lines)
     assert any(line.startswith("step [stage-1 1/3] cached") for line in lines)
     assert any(line.startswith("step 2/2 cached") for line in lines)
+
+
+def test_no_engine_names_the_install_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil as _shutil
+
+    from f7tbuild import engine
+
+    if _shutil.which("docker") is None:
+        pytest.skip("no docker CLI")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/f7t-test.sock")
+    with pytest.raises(engine.EngineError, match="scripts/install-docker.sh"):
+        engine.require_engine(timeout=20)
