@@ -426,8 +426,8 @@ def report(fig: dict[str, Any], out: Any = sys.stdout) -> None:
                 print(f"    - {item}", file=out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point."""
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The benchmark's options (``--help`` lists them)."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.spawn", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=200, help="concurrent spawns (default 200)")
@@ -440,8 +440,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds from RUNNING to the callback (JupyterLab start-up)")
     p.add_argument("--start-poll-interval", type=float, default=2.0,
                    help="FirecRESTSpawner.start_poll_interval, s")
-    p.add_argument("--poll-interval", type=float, default=10.0,
-                   help="Spawner.poll_interval while running, s")
+    p.add_argument("--poll-interval", type=int, default=10,
+                   help="Spawner.poll_interval while running, whole seconds")
     p.add_argument("--intervals", type=int, default=3,
                    help="poll intervals to observe the running servers")
     p.add_argument("--token-lifetime", type=float, default=300.0,
@@ -454,6 +454,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.n < 1 or args.intervals < 1 or args.poll_interval <= 0:
         p.error("--n and --intervals must be >= 1 and --poll-interval > 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     for name in ("traitlets", "firecrestspawner", "firecrest", "httpx", "JupyterHub"):
         logging.getLogger(name).setLevel(logging.ERROR)

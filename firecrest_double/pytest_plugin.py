@@ -8,8 +8,9 @@ teardown if any request or response violated the OpenAPI document.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
+import pytest
 import pytest_asyncio
 
 from .idp import IdentityProvider
@@ -42,3 +43,15 @@ async def firecrest_double() -> AsyncIterator[FirecrestDouble]:
 def firecrest_auth(firecrest_double: FirecrestDouble) -> Callable[[str], MintingAuth]:
     """Factory: ``firecrest_auth("alice")`` → authorization object for pyfirecrest."""
     return lambda username: MintingAuth(firecrest_double.idp, username)
+
+
+@pytest.fixture
+def firecrest_double_thread() -> Iterator[FirecrestDouble]:
+    """A double served from its own thread (for hubs or benchmarks in the test's loop);
+    no violations allowed."""
+    fc = FirecrestDouble(SimulatedScheduler("cluster", queue_delay=0.2)).start_in_thread()
+    try:
+        yield fc
+        fc.assert_no_violations()
+    finally:
+        fc.stop_thread()
