@@ -32,7 +32,7 @@ def _check_pair(name: object, value: object) -> None:
             "(use letters, digits and '_', not starting with a digit)"
         )
     if not isinstance(value, str):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 (contract: ValueError)
             f"{ENV_VAR}: the value of {name} is {type(value).__name__}, not a string; "
             "convert it with str() before encoding"
         )
@@ -50,7 +50,7 @@ def encode_env(env: dict[str, str]) -> str:
     value is not a string (or contains a NUL byte).
     """
     if not isinstance(env, dict):
-        raise ValueError(f"{ENV_VAR}: expected a dict of str to str, got {type(env).__name__}")
+        raise ValueError(f"{ENV_VAR}: expected a dict of str to str, got {type(env).__name__}")  # noqa: TRY004 (contract: ValueError)
     for name, value in env.items():
         _check_pair(name, value)
     raw = json.dumps(env, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
@@ -64,7 +64,7 @@ def decode_env(encoded: str) -> dict[str, str]:
     UTF-8 JSON object of valid variable names to strings.
     """
     if not isinstance(encoded, str):
-        raise ValueError(f"{ENV_VAR}: expected a string, got {type(encoded).__name__}")
+        raise ValueError(f"{ENV_VAR}: expected a string, got {type(encoded).__name__}")  # noqa: TRY004 (contract: ValueError)
     text = encoded.strip()
     if not _ALPHABET_RE.match(text):
         raise ValueError(
@@ -88,7 +88,7 @@ def decode_env(encoded: str) -> dict[str, str]:
             "firecrestspawner.envcodec.encode_env"
         ) from exc
     if not isinstance(data, dict):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 (contract: ValueError)
             f"{ENV_VAR} decodes to JSON {type(data).__name__}, expected an object "
             '{"NAME": "value", ...}'
         )

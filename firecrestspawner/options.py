@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 #: Software environment kinds a job can run JupyterLab in.
 ENVIRONMENTS = ("native", "uenv", "container")
@@ -30,7 +31,8 @@ _UENV_IMAGE = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9_.+-]*(?:/[A-Za-z0-9_.+-]+)*(?::[A-Za-z0-9_.+-]+)?(?:@[A-Za-z0-9_.+-]+)?\Z"
 )
 _UENV_VIEW = re.compile(r"[A-Za-z0-9_-]{1,64}(?:,[A-Za-z0-9_-]{1,64}){0,7}\Z")
-_CONTAINER_IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@#+-]{0,254}\Z")
+# An image reference (registry/name:tag, enroot's registry#name) or an EDF name or path.
+_CONTAINER_IMAGE = re.compile(r"[/A-Za-z0-9][A-Za-z0-9_.:/@#+-]{0,254}\Z")
 
 #: Form/user_options keys this module understands.
 FIELDS = (

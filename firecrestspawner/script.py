@@ -17,7 +17,8 @@ Placeholders:
 ``venv``, ``uenv``, ``uenv_view``, ``container_image``
     The chosen software environment, shell-quoted (``''`` when not used).
 ``container_args``
-    The site's extra ``srun`` arguments for containers, each shell-quoted.
+    The site's extra ``srun`` arguments for containers, each shell-quoted and
+    followed by a space (empty when there are none).
 ``args``
     The arguments for ``firecrestspawner-singleuser``, each shell-quoted.
 ``launch``
@@ -164,7 +165,7 @@ def render(template: str, options: JobOptions, context: ScriptContext) -> str:
         "uenv": shlex.quote(options.uenv),
         "uenv_view": shlex.quote(options.uenv_view),
         "container_image": shlex.quote(options.container_image),
-        "container_args": shlex.join(context.container_args),
+        "container_args": "".join(f"{shlex.quote(a)} " for a in context.container_args),
         "args": shlex.join(context.args),
         "launch": launch_command(options, context),
     }

@@ -8,8 +8,9 @@ FirecREST reports ``status.state`` strings such as ``PENDING``, ``RUNNING``,
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 
 class Phase(enum.Enum):
@@ -126,7 +127,7 @@ class JobStatus:
         return text
 
     @classmethod
-    def from_firecrest(cls, record: Mapping[str, Any]) -> "JobStatus":
+    def from_firecrest(cls, record: Mapping[str, Any]) -> JobStatus:
         """Build from one element of FirecREST's ``{"jobs": [...]}`` answer.
 
         Raises ValueError when the record has no ``jobId`` or ``status.state``.

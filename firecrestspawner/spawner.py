@@ -25,13 +25,13 @@ import ipaddress
 import re
 import time
 import weakref
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 from firecrest.FirecrestException import FirecrestException, UnexpectedStatusException
 from firecrest.v2 import AsyncFirecrest
 from jupyterhub.spawner import Spawner
-
 from tornado import web
 
 try:  # JupyterHub >= 6: a policy refusal, reported to the user without a traceback
@@ -91,7 +91,7 @@ def validate_host(host: object) -> str:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
         pass
-    name = host[:-1] if host.endswith(".") else host
+    name = host.removesuffix(".")
     if len(name) > 253 or not all(_LABEL_RE.match(label) for label in name.split(".")):
         raise ValueError(
             f"host {host!r} is neither an IP address nor a valid host name "
@@ -157,7 +157,7 @@ def _explain(exc: BaseException) -> _CallFailed:
 
 
 # Service-account clients are shared by all spawners (per event loop and account).
-_service_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, ...], tuple[AsyncFirecrest, ClientCredentialsAuth]]]" = (  # noqa: E501
+_service_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, ...], tuple[AsyncFirecrest, ClientCredentialsAuth]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -316,7 +316,7 @@ class FirecRESTSpawner(Spawner):
         return 600
 
     @default("options_form")
-    def _default_options_form(self) -> Callable[["FirecRESTSpawner"], str]:
+    def _default_options_form(self) -> Callable[[FirecRESTSpawner], str]:
         return _options_form
 
     @default("options_from_form")
@@ -489,7 +489,7 @@ class FirecRESTSpawner(Spawner):
             return await asyncio.wait_for(make(), timeout=self.firecrest_timeout * 2)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # classified below; unknown errors re-raise
+        except Exception as exc:  # noqa: BLE001  (classified by _explain; unknown ones re-raise)
             failure = _explain(exc)
             if failure.kind == "auth" and hasattr(auth, "invalidate"):
                 auth.invalidate()
@@ -749,7 +749,8 @@ class FirecRESTSpawner(Spawner):
                 self.log.warning("%s: cancelling job %s submitted without answer",
                                  self._log_name, status.job_id)
                 try:
-                    await self._call(auth, lambda: client.cancel_job(self.system, status.job_id))
+                    await self._call(auth, lambda job_id=status.job_id: client.cancel_job(
+                        self.system, job_id))
                 except _CallFailed as failure:
                     self.log.warning("%s: cancelling job %s failed: %s", self._log_name,
                                      status.job_id, failure.detail)

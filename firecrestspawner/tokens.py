@@ -78,7 +78,7 @@ class CachedToken:
         return self.expires_at - (time.time() if now is None else now) > margin
 
     @classmethod
-    def from_response(cls, response: dict[str, Any], now: float | None = None) -> "CachedToken":
+    def from_response(cls, response: dict[str, Any], now: float | None = None) -> CachedToken:
         """Build from an OAuth2 token endpoint answer."""
         token = response["access_token"]
         expires_at = jwt_expiry(token)
@@ -267,7 +267,7 @@ class ClientCredentialsAuth:
 
 
 # One UserTokenAuth per (event loop, user name): asyncio locks belong to one loop.
-_registry: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, UserTokenAuth]]" = (
+_registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, UserTokenAuth]] = (
     weakref.WeakKeyDictionary()
 )
 

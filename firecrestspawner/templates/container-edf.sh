@@ -2,6 +2,6 @@
 {{directives}}
 # JupyterLab for JupyterHub, started by FirecRESTSpawner: in a container through the
 # CSCS Container Engine (environment definition file, srun --environment=).
-# Every {{...}} value below was validated and shell-quoted by the spawner.
+# The spawner validated every value below and shell-quoted those that come from users.
 {{setup}}
-exec srun --nodes=1 --ntasks=1 --environment={{container_image}} {{container_args}} firecrestspawner-singleuser {{args}}
+exec srun --nodes=1 --ntasks=1 --environment={{container_image}} {{container_args}}firecrestspawner-singleuser {{args}}

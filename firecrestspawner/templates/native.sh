@@ -1,7 +1,7 @@
 #!/bin/bash
 {{directives}}
 # JupyterLab for JupyterHub, started by FirecRESTSpawner: native Python environment.
-# Every {{...}} value below was validated and shell-quoted by the spawner.
+# The spawner validated every value below and shell-quoted those that come from users.
 {{setup}}
 if [ -n {{venv}} ]; then
     # shellcheck disable=SC1091

@@ -1,6 +1,6 @@
 #!/bin/bash
 {{directives}}
 # JupyterLab for JupyterHub, started by FirecRESTSpawner: inside a uenv image with a view.
-# Every {{...}} value below was validated and shell-quoted by the spawner.
+# The spawner validated every value below and shell-quoted those that come from users.
 {{setup}}
 exec uenv run {{uenv}} --view={{uenv_view}} -- firecrestspawner-singleuser {{args}}

@@ -3,9 +3,11 @@ a user with OAuth tokens in auth_state, and the simulated compute side."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -85,10 +87,8 @@ async def make_hub(spawner_settings: dict[str, Any]) -> AsyncIterator[HubFactory
         for user in list(app.users.values()):
             for name, spawner in list(user.spawners.items()):
                 if spawner.active:
-                    try:
+                    with contextlib.suppress(Exception):  # teardown: go on regardless
                         await user.stop(name)
-                    except Exception:  # teardown: report but go on
-                        pass
         if not getattr(app, "_stop_called", False):
             await stop_hub(app)
 

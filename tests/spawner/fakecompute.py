@@ -75,12 +75,11 @@ class FakeCompute:
         if not self.callback:
             return
         url = env["JUPYTERHUB_API_URL"].rstrip("/") + "/firecrestspawner/callback"
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
-            async with s.post(url, json={"host": "127.0.0.1", "port": lab.port},
-                              headers={"Authorization":
-                                       f"token {env['JUPYTERHUB_API_TOKEN']}"}) as r:
-                lab.callback_status = r.status
-                lab.callback_body = await r.text()
+        headers = {"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}"}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s, \
+                s.post(url, json={"host": "127.0.0.1", "port": lab.port}, headers=headers) as r:
+            lab.callback_status = r.status
+            lab.callback_body = await r.text()
 
     async def _end(self, job_id: str) -> None:
         lab = self.labs.get(job_id)

@@ -12,7 +12,8 @@ import asyncio
 import json
 import secrets
 import socket
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from jupyterhub.app import JupyterHub
@@ -25,11 +26,10 @@ class MemoryProxy(Proxy):
     """A Proxy that stores routes in a dict and proxies nothing."""
 
     should_start = False
-    routes: dict[str, dict[str, Any]] = {}
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.routes = {}
+        self.routes: dict[str, dict[str, Any]] = {}
 
     async def add_route(self, routespec: str, target: str, data: dict[str, Any]) -> None:
         spec = self.validate_routespec(routespec)
@@ -88,7 +88,7 @@ def hub_config(spawner: dict[str, Any]) -> Config:
     return c
 
 
-async def start_hub(config: Config, clean_db: bool = True) -> "TestHub":
+async def start_hub(config: Config, clean_db: bool = True) -> TestHub:
     """Initialise and start a MockHub with ``config``."""
     TestHub.clear_instance()
     app = TestHub.instance(config=config, test_clean_db=clean_db)
@@ -116,30 +116,30 @@ class HubClient:
     async def request(self, method: str, path: str, body: Any = None,
                       timeout: float = 30.0) -> tuple[int, Any]:
         """One API request; returns (status, JSON body or text)."""
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s:
-            async with s.request(method, self.base + path, headers=self.headers,
-                                 data=None if body is None else json.dumps(body)) as r:
-                text = await r.text()
-                try:
-                    return r.status, json.loads(text) if text else None
-                except ValueError:
-                    return r.status, text
+        data = None if body is None else json.dumps(body)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s, \
+                s.request(method, self.base + path, headers=self.headers, data=data) as r:
+            text = await r.text()
+            try:
+                return r.status, json.loads(text) if text else None
+            except ValueError:
+                return r.status, text
 
     async def progress(self, user: str, server: str = "",
                        timeout: float = 60.0) -> AsyncIterator[dict[str, Any]]:
         """The server's progress events until it is ready or failed."""
         path = f"/users/{user}/servers/{server}/progress" if server else \
             f"/users/{user}/server/progress"
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s:
-            async with s.get(self.base + path, headers=self.headers) as r:
-                assert r.status == 200, await r.text()
-                async for raw in r.content:
-                    line = raw.decode().strip()
-                    if line.startswith("data:"):
-                        event = json.loads(line[5:])
-                        yield event
-                        if event.get("ready") or event.get("failed"):
-                            return
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s, \
+                s.get(self.base + path, headers=self.headers) as r:
+            assert r.status == 200, await r.text()
+            async for raw in r.content:
+                line = raw.decode().strip()
+                if line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    yield event
+                    if event.get("ready") or event.get("failed"):
+                        return
 
 
 async def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.05,

@@ -152,7 +152,7 @@ async def test_submit_refused_by_firecrest_is_reported(
         make_hub: Any, double: FirecrestDouble, compute: FakeCompute) -> None:
     double.faults.add(SUBMIT, status=500, message="sbatch: error: Batch job submission failed")
     app = await make_hub()
-    user, client, _ = await login(app, double)
+    _, client, _ = await login(app, double)
 
     _, events = await _start_and_follow(client)
 

@@ -1,0 +1,93 @@
+"""Batch scripts: packaged templates, quoting, directives and template checks."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+
+import pytest
+
+from firecrestspawner.options import JobOptions
+from firecrestspawner.script import (
+    ScriptContext,
+    check_directive,
+    check_template,
+    launch_command,
+    packaged_template,
+    render,
+    safe_job_name,
+)
+
+CONTEXT = ScriptContext(job_name="jupyterhub-alice", args=["--debug", "--x=a b"],
+                        setup="module load cray-python", extra_directives=["--constraint=gpu"])
+
+
+@pytest.mark.parametrize("environment, engine, launch", [
+    ("native", "edf", "exec firecrestspawner-singleuser --debug '--x=a b'"),
+    ("uenv", "edf", ("exec uenv run prgenv-gnu/24.11:v1 --view=default -- "
+                     "firecrestspawner-singleuser --debug '--x=a b'")),
+    ("container", "edf", "--environment=pytorch-25.10"),
+    ("container", "pyxis", "--container-image=pytorch-25.10"),
+])
+def test_packaged_templates(environment: str, engine: str, launch: str) -> None:
+    options = JobOptions(partition="normal", account="proj", nodes=2, time_seconds=5400, gpus=4,
+                         environment=environment, uenv="prgenv-gnu/24.11:v1",
+                         uenv_view="default", container_image="pytorch-25.10")
+    context = ScriptContext(**{**CONTEXT.__dict__, "container_engine": engine})
+    script = render(packaged_template(environment, engine), options, context)
+    assert script.startswith("#!/bin/bash\n#SBATCH --job-name=jupyterhub-alice\n")
+    for line in ("#SBATCH --partition=normal", "#SBATCH --account=proj", "#SBATCH --nodes=2",
+                 "#SBATCH --time=0-01:30:00", "#SBATCH --gpus-per-node=4",
+                 "#SBATCH --constraint=gpu", "#SBATCH --output=jupyterhub-%j.log",
+                 "module load cray-python"):
+        assert line in script.splitlines()
+    assert launch in script
+    assert "{{" not in script
+    subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+
+
+def test_native_venv_is_activated_and_quoted() -> None:
+    options = JobOptions(environment="native", venv="/opt/jupyter+lab/venv")
+    script = render(packaged_template("native"), options, CONTEXT)
+    assert "source /opt/jupyter+lab/venv/bin/activate" in script
+    assert "if [ -n /opt/jupyter+lab/venv ]" in script
+
+
+def test_values_reach_the_shell_as_single_words() -> None:
+    """Even a value that slipped past validation stays one word in the launch line."""
+    nasty = "img; touch /tmp/pwned $(id) `id` 'q'"
+    options = JobOptions(environment="container", container_image=nasty)
+    line = launch_command(options, CONTEXT)
+    words = shlex.split(line)
+    assert f"--environment={nasty}" in words
+
+
+def test_template_checks_name_the_setting() -> None:
+    with pytest.raises(ValueError, match="batch_script_template: the script must start"):
+        check_template("{{directives}}\nfirecrestspawner-singleuser")
+    with pytest.raises(ValueError, match=r"unknown placeholder\(s\) \['partition'\]"):
+        check_template("#!/bin/bash\n{{partition}}\n{{launch}}")
+    with pytest.raises(ValueError, match="never runs firecrestspawner-singleuser"):
+        check_template("#!/bin/bash\n{{directives}}\njupyter lab")
+    check_template("#!/bin/bash\n{{directives}}\necho $HOME ${USER}\n{{launch}}\n")
+
+
+def test_site_template_keeps_shell_variables() -> None:
+    template = "#!/bin/bash\n{{directives}}\nexport SCRATCH=${SCRATCH:-$HOME}\n{{launch}}\n"
+    script = render(template, JobOptions(), CONTEXT)
+    assert "export SCRATCH=${SCRATCH:-$HOME}" in script
+    assert script.rstrip().endswith("firecrestspawner-singleuser --debug '--x=a b'")
+
+
+def test_directives_are_single_options() -> None:
+    check_directive("--constraint=gpu")
+    for bad in ("--constraint=gpu --x", "constraint=gpu", "--c=a\n#SBATCH --x", "--c='a'"):
+        with pytest.raises(ValueError):
+            check_directive(bad)
+
+
+def test_job_names() -> None:
+    assert safe_job_name("jupyterhub-alice-") == "jupyterhub-alice"
+    assert safe_job_name("jupyterhub-a b;c") == "jupyterhub-a-b-c"
+    assert safe_job_name("") == "jupyterhub"
+    assert len(safe_job_name("x" * 100)) == 64
