@@ -179,3 +179,27 @@ def test_no_engine_names_the_install_script(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/f7t-test.sock")
     with pytest.raises(engine.EngineError, match="scripts/install-docker.sh"):
         engine.require_engine(timeout=20)
+
+
+def test_build_command_uses_host_network_and_passes_args() -> None:
+    from f7tbuild.dockerbuild import BuildRequest, buildkit_enabled, command
+
+    req = BuildRequest(
+        name="chp",
+        dockerfile=Path("/r/images/chp/Dockerfile"),
+        context=Path("/r"),
+        tags=["f7t4jhub/chp:5.3.0-standin"],
+        build_args={"CA_URL": "http://127.0.0.1:47291/ca.pem"},
+        labels={"org.f7t4jhub.standin": "true"},
+        no_cache=True,
+    )
+    cmd = command(req, buildkit=True, cli="/usr/bin/docker")
+    assert cmd[:5] == ["/usr/bin/docker", "build", "--network", "host", "-f"]
+    assert ["--progress", "plain"] == cmd[6:8]
+    assert "--no-cache" in cmd
+    assert cmd[cmd.index("--build-arg") + 1] == "CA_URL=http://127.0.0.1:47291/ca.pem"
+    assert cmd[cmd.index("--label") + 1] == "org.f7t4jhub.standin=true"
+    assert cmd[-1] == "/r"
+    assert "--progress" not in command(req, buildkit=False)
+    assert buildkit_enabled({"DOCKER_BUILDKIT": "1"})
+    assert not buildkit_enabled({})
