@@ -268,9 +268,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     window = args.poll_interval * args.intervals
     gone: list[str] = []
 
-    async def poll_loop(sp: Any, rng: random.Random) -> None:
-        end = time.monotonic() + window
-        await asyncio.sleep(rng.uniform(0, args.poll_interval))  # servers started at random
+    async def poll_loop(sp: Any, rng: random.Random, end: float) -> None:
+        # Like JupyterHub's per-server PeriodicCallback: servers started at random times,
+        # so each one's first poll falls anywhere in the first interval; 10 % jitter.
+        await asyncio.sleep(rng.uniform(0, args.poll_interval))
         while time.monotonic() < end:
             status = await sp.poll()
             if status is not None:
@@ -278,10 +279,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 return
             await sp.poll()  # e.g. a hub page load right after: must be served from cache
             jitter = args.poll_interval * 0.1
-            await asyncio.sleep(args.poll_interval + rng.uniform(-jitter, jitter))
+            pause = args.poll_interval + rng.uniform(-jitter, jitter)
+            if time.monotonic() + pause >= end:
+                return
+            await asyncio.sleep(pause)
 
     t_run = time.monotonic()
-    await asyncio.gather(*(poll_loop(sp, random.Random(i)) for i, sp in enumerate(running)))
+    await asyncio.gather(*(poll_loop(sp, random.Random(i), t_run + window)
+                           for i, sp in enumerate(running)))
     run_wall = time.monotonic() - t_run
     run_lag = lag.window(mark_run)
     run_requests = fc.count()
@@ -311,9 +316,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     refreshes = fc.idp.refresh_count
     fc.stop_thread()
 
-    intervals_run = run_wall / args.poll_interval if running else 0.0
-    per_server_interval = (run_requests / (len(running) * intervals_run)
-                           if running and intervals_run else float("nan"))
+    # Requests in the observed window of exactly `intervals` poll intervals.
+    per_server_interval = (run_requests / (len(running) * args.intervals)
+                           if running else float("nan"))
     return {
         "n": args.n,
         "ramp_s": args.ramp,
