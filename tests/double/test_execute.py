@@ -153,3 +153,28 @@ async def test_unlaunchable_script_fails(
     await wait_until(lambda: _finished(xfc, http, jid))
     job = await state(xfc, http, jid)
     assert job["status"]["state"] == "FAILED" and job["status"]["exitCode"] == 1
+
+
+def test_execute_from_the_thread_runner(tmp_path: Path) -> None:
+    import requests
+
+    sched = SimulatedScheduler("cluster", queue_delay=0.05, execute=True)
+    fc = FirecrestDouble(sched).start_in_thread()
+    try:
+        h = {"Authorization": f"Bearer {fc.idp.mint('alice')}"}
+        body = {"job": {"workingDirectory": str(tmp_path),
+                        "script": "#!/bin/bash\necho \"$SLURM_JOB_ID\" > id.txt\n"}}
+        jid = requests.post(fc.url + JOBS, json=body, headers=h, timeout=10).json()["jobId"]
+        deadline = time.monotonic() + 15
+        state = ""
+        while time.monotonic() < deadline:
+            job = requests.get(f"{fc.url}{JOBS}/{jid}", headers=h, timeout=10).json()["jobs"][0]
+            state = job["status"]["state"]
+            if state == "COMPLETED":
+                break
+            time.sleep(0.05)
+        assert state == "COMPLETED"
+        assert (tmp_path / "id.txt").read_text().strip() == jid
+        fc.assert_no_violations()
+    finally:
+        fc.stop_thread()
