@@ -79,6 +79,8 @@ def hub_config(spawner: dict[str, Any]) -> Config:
     c.JupyterHub.proxy_class = MemoryProxy
     c.JupyterHub.spawner_class = "firecrestspawner.spawner.FirecRESTSpawner"
     c.JupyterHub.cleanup_servers = False
+    # nothing written to the working directory (the repository)
+    c.JupyterHub.cookie_secret = secrets.token_bytes(32)
     # answer 202 at once, so that tests can follow the progress of every start
     c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
     c.Authenticator.enable_auth_state = True
