@@ -24,4 +24,10 @@ def check_config(config: Any) -> None:
     """
     from .spawner import FirecRESTSpawner
 
-    FirecRESTSpawner(config=config)
+    spawner = FirecRESTSpawner(config=config)
+    if spawner.token_endpoint() is None:
+        raise ConfigError(
+            "FirecRESTSpawner.token_url: no OAuth token endpoint is configured for refreshing "
+            "users' access tokens; set FirecRESTSpawner.token_url or "
+            "GenericOAuthenticator.token_url"
+        )
