@@ -104,11 +104,12 @@ class Catalogue:
         """Targets named by family (``singleuser``), full name, variant or ``all``.
 
         ``[family, variant, ...]`` (as nox passes ``build singleuser -- <variant>``)
-        selects only those variants of that family.
+        selects only those variants of that family; several families select them all.
         """
         if not names or names == ["all"]:
             return list(self.targets)
-        if len(names) > 1 and names[0] in self.families():
+        families = self.families()
+        if len(names) > 1 and names[0] in families and not set(names[1:]) & set(families):
             family, rest = names[0], names[1:]
             chosen = self.select(rest)
             stray = [t.name for t in chosen if t.family != family]
