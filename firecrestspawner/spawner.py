@@ -214,6 +214,11 @@ class FirecRESTSpawner(Spawner):
         "{JUPYTERHUB_API_URL}/firecrestspawner/callback (set hub_connect_url so that compute "
         "nodes can reach the hub)",
     ).tag(config=True)
+    cancel_stale_jobs = Bool(
+        True,
+        help="Before submitting, cancel active jobs with this server's job name that the hub "
+        "does not know (left by a hub that crashed while starting): one extra job list call",
+    ).tag(config=True)
     port_range = Unicode(
         "", help="Port range 'lo-hi' the launcher picks its port from (empty: any free port)"
     ).tag(config=True)
@@ -610,6 +615,9 @@ class FirecRESTSpawner(Spawner):
         self._failures, self._first_failure = 0, None
         self.job_host, self.job_port = "", 0
         try:
+            if self.cancel_stale_jobs:
+                await self._cancel_orphans(client, auth, "left by an earlier start of this "
+                                           "server that the hub lost track of")
             self._event(5, f"Submitting the JupyterLab job to {self.system}")
             try:
                 answer = await self._call(auth, lambda: client.submit(
@@ -617,7 +625,7 @@ class FirecRESTSpawner(Spawner):
                 job_id = str(answer["jobId"])
             except _CallFailed as exc:
                 if exc.kind == "transient":
-                    await self._cancel_orphans(client, auth, options)
+                    await self._cancel_orphans(client, auth, "submitted without an answer")
                 raise RuntimeError(
                     f"FirecREST did not accept the JupyterLab job for {self.system}: "
                     f"{exc.detail}"
@@ -731,29 +739,39 @@ class FirecRESTSpawner(Spawner):
         return (self._submitted_at is not None
                 and time.monotonic() - self._submitted_at < self.not_found_grace)
 
-    async def _cancel_orphans(self, client: AsyncFirecrest, auth: Any, options: Any) -> None:
-        """After a submit whose answer was lost, cancel active jobs with our job name."""
+    async def _cancel_orphans(self, client: AsyncFirecrest, auth: Any, why: str) -> None:
+        """Cancel active jobs of this user with this server's job name.
+
+        Used after a submit whose answer was lost, and before a submission (a job left
+        by a hub that crashed while starting). Jobs of the user's other servers that
+        this hub knows are never touched, even if a site's job_name makes names clash.
+        """
         wanted = safe_job_name(self.format_string(self.job_name))
+        known = {getattr(s, "job_id", "") for s in self._other_spawners()}
         try:
             jobs = await self._call(auth, lambda: client.job_info(self.system))
         except _CallFailed as failure:
-            self.log.warning("%s: could not look for a job submitted without answer: %s",
-                             self._log_name, failure.detail)
+            self.log.warning("%s: could not look for %s: %s", self._log_name, why,
+                             failure.detail)
             return
         for record in jobs:
             try:
                 status = JobStatus.from_firecrest(record)
             except ValueError:
                 continue
-            if record.get("name") == wanted and not status.over:
-                self.log.warning("%s: cancelling job %s submitted without answer",
-                                 self._log_name, status.job_id)
+            if record.get("name") == wanted and not status.over and status.job_id not in known:
+                self.log.warning("%s: cancelling job %s (%s)", self._log_name, status.job_id,
+                                 why)
                 try:
                     await self._call(auth, lambda job_id=status.job_id: client.cancel_job(
                         self.system, job_id))
                 except _CallFailed as failure:
                     self.log.warning("%s: cancelling job %s failed: %s", self._log_name,
                                      status.job_id, failure.detail)
+
+    def _other_spawners(self) -> list[Any]:
+        spawners = getattr(self.user, "spawners", None) or {}
+        return [s for s in list(spawners.values()) if s is not self]
 
     # ================================================================ poll
     def _cache_ttl(self) -> float:

@@ -7,7 +7,7 @@ from typing import Any
 
 from firecrest_double import FirecrestDouble, JobSubmission, Outcome
 
-from .conftest import USER, login
+from .conftest import USER, login, start_server
 from .fakecompute import FakeCompute
 from .hubtools import wait_for
 
@@ -166,7 +166,7 @@ async def test_submit_answer_lost_cancels_the_orphan(
     """A gateway error on submit may come after sbatch ran: the spawner looks for an
     active job with its job name and cancels it, so that no allocation is orphaned."""
     compute.callback = False
-    app = await make_hub()
+    app = await make_hub(cancel_stale_jobs=False)  # only the lost-answer path acts here
     _, client, _ = await login(app, double)
     # sbatch ran (the job exists) but the answer was lost: FirecREST's gateway says 504.
     orphan = await double.scheduler.submit(USER, JobSubmission(
@@ -184,6 +184,23 @@ async def test_submit_answer_lost_cancels_the_orphan(
     await wait_for(lambda: jobs[orphan].state.startswith("CANCELLED"), 10,
                    what="orphan cancelled")
     assert not jobs[other].state.startswith("CANCELLED"), "only our own job name is cancelled"
+
+
+async def test_job_left_by_a_lost_start_is_cancelled_before_submitting(
+        make_hub: Any, double: FirecrestDouble, compute: FakeCompute) -> None:
+    """A hub that crashed while starting left a job it never recorded: the next start of
+    that server cancels it first, so that the user does not pay for two allocations."""
+    app = await make_hub()
+    _, client, _ = await login(app, double)
+    stale = await double.scheduler.submit(USER, JobSubmission(
+        working_directory="/tmp", script="#!/bin/bash\n", name="jupyterhub-alice"))
+
+    events = await start_server(client)
+
+    assert events[-1].get("ready"), events
+    jobs = double.scheduler.jobs_by_id
+    assert jobs[stale].state.startswith("CANCELLED")
+    assert [j.job_id for j in jobs.values() if j.state == "RUNNING"] == ["2"]
 
 
 async def test_two_servers_of_one_user_share_one_token_refresh(
