@@ -76,6 +76,7 @@ c.JupyterHub.load_roles = [
 c.FirecRESTSpawner.firecrest_url = "https://firecrest.example.org"
 c.FirecRESTSpawner.system = "cluster"
 c.FirecRESTSpawner.workdir = "/home/{{username}}"
+c.FirecRESTSpawner.token_url = "https://idp.example.org/realms/hpc/protocol/openid-connect/token"
 check_config(c)
 '''
 
