@@ -584,11 +584,16 @@ class FirecRESTSpawner(Spawner):
     def receive_callback(self, host: str, port: int) -> None:
         """Record where the job's JupyterLab listens (called by the callback handler).
 
-        Raises ValueError for a bad host or port, RuntimeError when no start waits.
+        A repeated callback with the same host and port (a launcher retrying after a
+        lost answer) is accepted again. Raises ValueError for a bad host or port,
+        RuntimeError when no start waits (or it already got another address).
         """
         host = validate_host(host)
         port = validate_port(port)
         future = self._callback
+        if (self._starting and future is not None and future.done()
+                and not future.cancelled() and future.result() == (host, port)):
+            return
         if not self._starting or future is None or future.done():
             raise RuntimeError(
                 f"{self._log_name} is not waiting for a callback (job {self.job_id or 'none'});"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from firecrest_double import FirecrestDouble, JobSubmission, Outcome
 
 from .conftest import USER, login, start_server
@@ -58,6 +60,35 @@ async def test_start_reports_progress_and_uses_the_callback(
     assert "exec firecrestspawner-singleuser" in job.script
     state = spawner.get_state()
     assert state["job_id"] == spawner.job_id and state["job_port"] == lab.port
+
+
+async def test_receive_callback_checks_and_tolerates_repeats(
+        make_hub: Any, double: FirecrestDouble, compute: FakeCompute) -> None:
+    """What the callback handler relies on: bad values are ValueErrors; a repeated
+    callback with the same address (a launcher retrying) is accepted; another address,
+    or a callback when no start waits, is refused."""
+    compute.callback = False
+    app = await make_hub()
+    user, _, _ = await login(app, double)
+    spawner = user.spawner
+    with pytest.raises(RuntimeError, match="not waiting"):
+        spawner.receive_callback("127.0.0.1", 8888)
+
+    start = asyncio.ensure_future(spawner.start())
+    await wait_for(lambda: compute.labs and compute.labs["1"].port, 10, what="job running")
+    port = compute.labs["1"].port
+    with pytest.raises(ValueError, match="host"):
+        spawner.receive_callback("127.0.0.1;id", port)
+    with pytest.raises(ValueError, match="port"):
+        spawner.receive_callback("127.0.0.1", 70000)
+    spawner.receive_callback("127.0.0.1", port)
+    spawner.receive_callback("127.0.0.1", port)
+    with pytest.raises(RuntimeError, match="already got its callback"):
+        spawner.receive_callback("10.0.0.1", port)
+
+    assert await asyncio.wait_for(start, 10) == ("127.0.0.1", port)
+    await spawner.stop()
+    assert double.scheduler.jobs_by_id["1"].state.startswith("CANCELLED")
 
 
 async def test_env_with_commas_and_quotes_reaches_the_job_intact(
