@@ -189,6 +189,24 @@ class UserTokenAuth:
 
     async def _load_or_refresh(self) -> CachedToken:
         auth_state = await self.user.get_auth_state()
+        try:
+            return await self._use_or_refresh(auth_state)
+        except TransientTokenError:
+            raise
+        except TokenError:
+            # Someone else (e.g. the authenticator's refresh_user) may have rotated the
+            # refresh token meanwhile: if auth_state changed, try once more with it.
+            latest = await self.user.get_auth_state()
+            if not latest or not auth_state or (
+                    latest.get("refresh_token") == auth_state.get("refresh_token")
+                    and latest.get("access_token") == auth_state.get("access_token")):
+                raise
+            log.info("auth_state of user %s changed during a refresh; using the new one",
+                     self.user.name)
+            return await self._use_or_refresh(latest)
+
+    async def _use_or_refresh(self, auth_state: dict[str, Any] | None) -> CachedToken:
+        """The stored access token if still good, else a refreshed one (saved back)."""
         if not auth_state:
             raise TokenError(
                 f"user {self.user.name} has no auth_state: set "

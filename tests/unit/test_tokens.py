@@ -170,3 +170,33 @@ def test_cached_token_from_response() -> None:
     assert opaque.expires_at == 1100.0
     assert opaque.fresh(50, now=1040.0) and not opaque.fresh(50, now=1060.0)
     assert jwt_expiry("a.b") is None and jwt_expiry("x.!!!.y") is None
+
+
+class RotatedMeanwhile(AuthStateUser):
+    """auth_state whose refresh token the authenticator rotates while we read it:
+    the first read returns the state from before the rotation."""
+
+    def __init__(self, name: str, stale: dict[str, Any], current: dict[str, Any]) -> None:
+        super().__init__(name, current)
+        self.stale: dict[str, Any] | None = stale
+
+    async def get_auth_state(self) -> dict[str, Any] | None:
+        if self.stale is not None:
+            stale, self.stale = self.stale, None
+            return stale
+        return await super().get_auth_state()
+
+
+async def test_refresh_token_rotated_by_someone_else_is_picked_up(
+        idp: IdentityProvider) -> None:
+    used = idp.issue_refresh_token("alice")
+    # the authenticator refreshes first: `used` is spent, its successor saved
+    answer = await endpoint(idp).grant({"grant_type": "refresh_token", "refresh_token": used})
+    rotated = answer["refresh_token"]
+    user = RotatedMeanwhile("alice", {"access_token": idp.mint("alice", 5),
+                                      "refresh_token": used},
+                            {"access_token": idp.mint("alice", 5), "refresh_token": rotated})
+    token = await UserTokenAuth(user, endpoint(idp)).get_token()
+    assert jwt_expiry(token) > time.time() + 200
+    assert ("refresh_token", "invalid_grant") in idp.rejections
+    assert user.auth_state["refresh_token"] not in (used, rotated)
