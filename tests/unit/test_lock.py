@@ -19,7 +19,7 @@ from f7tbuild import lock
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(
+needs_uv = pytest.mark.skipif(
     shutil.which("uv") is None and not (Path(sys.executable).parent / "uv").exists(),
     reason="uv is not installed (pip install uv): compile_lock's resolver",
 )
@@ -87,6 +87,7 @@ def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
         server.server_close()
 
 
+@needs_uv
 def test_compile_lock_pins_and_hashes_transitive_deps(
     index: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -101,6 +102,7 @@ def test_compile_lock_pins_and_hashes_transitive_deps(
     assert "f7t-lock-" not in text
 
 
+@needs_uv
 def test_compile_lock_conflict_keeps_old_lock(index: dict[str, Path], tmp_path: Path) -> None:
     target = tmp_path / "req.lock"
     target.write_text("previous\n")
