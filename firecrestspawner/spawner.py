@@ -351,6 +351,7 @@ class FirecRESTSpawner(Spawner):
         self._poll_task: asyncio.Future[int | None] | None = None
         self._failures = 0
         self._first_failure: float | None = None
+        self._last_error = ""
         #: FirecREST calls made by this spawner (for tests and the benchmark).
         self.firecrest_calls = 0
         self.check_settings()
@@ -666,7 +667,7 @@ class FirecRESTSpawner(Spawner):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._start_budget()
         last: JobStatus | None = None
-        last_error = ""
+        self._last_error = ""
         while True:
             if self._stop_requested:
                 raise JobEnded(f"the server was stopped while job {self.job_id} was starting")
@@ -679,10 +680,8 @@ class FirecRESTSpawner(Spawner):
                 if last is not None and last.phase is Phase.RUNNING:
                     self._running_event(last)
                 return host, port
-            status = await self._status_once(client, auth, lambda e: self._note_error(e))
-            if status is None:
-                last_error = self._last_error
-            else:
+            status = await self._status_once(client, auth)
+            if status is not None:
                 last = status
                 if status.phase is Phase.TERMINAL:
                     raise JobEnded(self._ended_message(status))
@@ -696,7 +695,8 @@ class FirecRESTSpawner(Spawner):
                     self._running_event(status)
             remaining = deadline - loop.time()
             if remaining <= 0:
-                state = last.describe() if last is not None else f"unknown ({last_error})"
+                state = (last.describe() if last is not None
+                         else f"unknown (last error: {self._last_error or 'none'})")
                 raise TimeoutError(
                     f"JupyterLab did not start within {self.start_timeout} s: job "
                     f"{self.job_id} is {state}. The job was cancelled; try a less busy "
@@ -705,19 +705,13 @@ class FirecRESTSpawner(Spawner):
                 )
             await asyncio.wait({self._callback}, timeout=min(self.start_poll_interval, remaining))
 
-    _last_error = ""
-
     def _running_event(self, status: JobStatus) -> None:
         where = f" on {status.nodes}" if status.nodes else ""
         self._event(60, f"Job {self.job_id} running{where}; starting JupyterLab")
 
-    def _note_error(self, failure: _CallFailed) -> None:
-        self._last_error = failure.detail
-
-    async def _status_once(self, client: AsyncFirecrest, auth: Any,
-                           on_error: Callable[[_CallFailed], None] | None = None
-                           ) -> JobStatus | None:
-        """One job state check during start; token failures that need the user abort."""
+    async def _status_once(self, client: AsyncFirecrest, auth: Any) -> JobStatus | None:
+        """One job state check during start (None after a transient failure, noted in
+        ``_last_error``); failures that need the user or a vanished job abort."""
         try:
             return await self._job_status(client, auth)
         except _CallFailed as failure:
@@ -727,8 +721,7 @@ class FirecRESTSpawner(Spawner):
                 raise JobEnded(
                     f"job {self.job_id} disappeared from {self.job_system} "
                     f"({failure.detail})") from None
-            if on_error is not None:
-                on_error(failure)
+            self._last_error = failure.detail
             self.log.debug("%s: job check failed: %s", self._log_name, failure.detail)
             return None
 
