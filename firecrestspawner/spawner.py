@@ -630,6 +630,9 @@ class FirecRESTSpawner(Spawner):
                     self.system, workdir, script_str=script, env_vars={ENV_VAR: encoded}))
                 job_id = str(answer["jobId"])
             except _CallFailed as exc:
+                if exc.kind == "token":
+                    raise RuntimeError(
+                        f"Cannot get a FirecREST access token: {exc.detail}") from None
                 if exc.kind == "transient":
                     await self._cancel_orphans(client, auth, "submitted without an answer")
                 raise RuntimeError(

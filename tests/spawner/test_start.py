@@ -253,3 +253,22 @@ async def test_two_servers_of_one_user_share_one_token_refresh(
     # the rotated refresh token was written back to auth_state
     state = await user.get_auth_state()
     assert state["refresh_token"] != refresh
+
+
+async def test_expired_session_tells_the_user_to_log_in_again(
+        make_hub: Any, double: FirecrestDouble, compute: FakeCompute) -> None:
+    """Access token about to expire and the refresh token refused (session over at the
+    identity provider): the start fails before submitting, saying what to do."""
+    app = await make_hub()
+    user, client, _ = await login(app, double, access_lifetime=20)
+    state = await user.get_auth_state()
+    await user.save_auth_state(dict(state, refresh_token="rt-revoked-by-keycloak"))
+
+    events = await start_server(client)
+
+    assert events[-1].get("failed"), events
+    message = events[-1]["message"]
+    assert message.startswith("Spawn failed: Cannot get a FirecREST access token")
+    assert "invalid_grant" in message and "log in again" in message
+    assert "rt-revoked-by-keycloak" not in message
+    assert double.count("POST /compute/{system_name}/jobs") == 0
