@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from f7tbuild import lock
 
@@ -163,6 +164,16 @@ def test_committed_hub_lock_matches_catalogue() -> None:
             assert not any(p.startswith(name + "==") for p in pins), f"{name} leaked into hub lock"
         else:
             assert f"{name}=={version}" in pins, f"{path} is stale for {name}: run `nox -s lock`"
+    # Every requirement of the hub (pyproject's dependencies and hub extra included) is
+    # pinned at a version inside its range: a dependency added without relocking fails.
+    versions = dict(p.split("==", 1) for p in pins)
+    for text in lock.hub_requirements(REPO):
+        req = Requirement(text)
+        name = lock.normalise(req.name)
+        assert name in versions, f"{name} is not in {path}: run `nox -s lock`"
+        assert req.specifier.contains(versions[name], prereleases=True), (
+            f"{name}=={versions[name]} in {path} is outside {req}: run `nox -s lock`"
+        )
     backend = set(lock.check_lock(REPO / "images" / "hub" / "build-requirements.lock"))
     for req in lock.build_backend_requirements(REPO):
         assert any(p.startswith(lock.requirement_name(req) + "==") for p in backend)
