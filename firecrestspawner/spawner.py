@@ -67,6 +67,7 @@ from .script import (
     safe_job_name,
 )
 from .slurm import JobStatus, Phase
+from .tls import TLSSettingError, ssl_context
 from .tokens import (
     ClientCredentialsAuth,
     TokenEndpoint,
@@ -431,6 +432,10 @@ class FirecRESTSpawner(Spawner):
                 check_directive(directive, "FirecRESTSpawner.extra_directives")
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        try:
+            ssl_context(self.verify_tls)  # built once here, shared by every client
+        except TLSSettingError as exc:
+            raise ConfigError(str(exc)) from None
         if self.port_range and not re.match(r"[0-9]{1,5}-[0-9]{1,5}\Z", self.port_range):
             fail("port_range", f"{self.port_range!r} must look like '20000-30000'")
         if self.token_refresh_margin <= 30:
@@ -464,7 +469,8 @@ class FirecRESTSpawner(Spawner):
         return self._client, self._auth
 
     def _make_client(self, auth: Any) -> AsyncFirecrest:
-        client = AsyncFirecrest(self.firecrest_url, authorization=auth, verify=self.verify_tls)
+        client = AsyncFirecrest(self.firecrest_url, authorization=auth,
+                                verify=ssl_context(self.verify_tls))
         client.timeout = self.firecrest_timeout
         client.num_retries_rate_limit = 2
         return client

@@ -31,6 +31,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from .tls import ssl_context
+
 log = logging.getLogger(__name__)
 
 #: FirecREST refuses tokens with fewer seconds of validity left than this.
@@ -109,7 +111,8 @@ class TokenEndpoint:
             form["client_secret"] = self.client_secret
         grant = data.get("grant_type", "?")
         try:
-            async with httpx.AsyncClient(verify=self.verify, timeout=self.timeout) as client:
+            async with httpx.AsyncClient(verify=ssl_context(self.verify),
+                                         timeout=self.timeout) as client:
                 response = await client.post(self.url, data=form,
                                              headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
