@@ -100,19 +100,39 @@ class LoopLag:
     """Samples how late the loop wakes up from a short sleep."""
 
     samples: list[float] = field(default_factory=list)
+    #: per sample: (wall s, hub thread CPU s, whole process CPU s) of the sleep
+    cpu: list[tuple[float, float, float]] = field(default_factory=list)
     running: bool = True
 
     async def run(self) -> None:
         """Sample until ``running`` is cleared."""
         loop = asyncio.get_running_loop()
         while self.running:
-            t = loop.time()
+            t, thread0, process0 = loop.time(), time.thread_time(), time.process_time()
             await asyncio.sleep(SAMPLE_S)
-            self.samples.append(max(0.0, loop.time() - t - SAMPLE_S))
+            wall = loop.time() - t
+            self.samples.append(max(0.0, wall - SAMPLE_S))
+            self.cpu.append((wall, time.thread_time() - thread0,
+                             time.process_time() - process0))
 
     def window(self, start: int, end: int | None = None) -> list[float]:
         """Samples taken between two ``len(samples)`` marks."""
         return self.samples[start:end]
+
+    def worst(self, start: int, end: int | None = None) -> dict[str, float]:
+        """Where the time of the window's longest stall went, in ms: the hub thread on a
+        CPU (the loop's own work), the other threads on a CPU (the double, holding the
+        GIL), and neither (the process waited for a CPU of a busy machine)."""
+        window = self.samples[start:end]
+        if not window:
+            return {"stall_ms": 0.0, "hub_cpu_ms": 0.0, "other_cpu_ms": 0.0,
+                    "off_cpu_ms": 0.0}
+        i = start + max(range(len(window)), key=window.__getitem__)
+        wall, hub, process = self.cpu[i]
+        other = max(0.0, process - hub)
+        return {"stall_ms": self.samples[i] * 1000, "hub_cpu_ms": hub * 1000,
+                "other_cpu_ms": other * 1000,
+                "off_cpu_ms": max(0.0, wall - hub - other) * 1000}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -348,6 +368,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "loop_stall_p99_ms": pct(spawn_lag, 0.99) * 1000,
             "stalls_over_target": sum(1 for x in spawn_lag if x * 1000 > STALL_TARGET_MS),
             "stalled_s": sum(x for x in spawn_lag if x * 1000 > STALL_TARGET_MS),
+            "worst_stall": lag.worst(mark_spawn, mark_run),
         },
         "running": {
             "servers": len(running), "wall_s": run_wall, "poll_interval_s": args.poll_interval,
@@ -358,11 +379,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "routes": run_routes,
             "loop_stall_max_ms": max(run_lag, default=0.0) * 1000,
             "loop_stall_p99_ms": pct(run_lag, 0.99) * 1000,
+            "worst_stall": lag.worst(mark_run, mark_stop),
         },
         "stop": {
             "wall_s": stop_wall, "firecrest_requests": stop_requests,
             "requests_per_stop": stop_requests / max(1, sum(1 for sp in built if sp.job_id)),
             "loop_stall_max_ms": max(stop_lag, default=0.0) * 1000,
+            "worst_stall": lag.worst(mark_stop),
         },
         "loop_stall_max_ms": max(lag.samples, default=0.0) * 1000,
         "loop_samples": len(lag.samples),
@@ -400,11 +423,11 @@ def report(fig: dict[str, Any], out: Any = sys.stdout) -> None:
          f"{r['requests_per_periodic_poll']:.3f}",
          f"<= {CALLS_PER_POLL_TARGET:g}",
          r["requests_per_periodic_poll"] <= CALLS_PER_POLL_TARGET)
-    line(f"  ({r['firecrest_requests']} req / {r['periodic_polls']} periodic polls, each "
-         "followed by a page-load poll)", "")
-    line(f"  per server per {r['poll_interval_s']:g} s of wall time ({r['servers']} "
-         f"servers, {r['wall_s']:.0f} s; jitter moves it around 1)",
-         f"{r['requests_per_server_per_poll_interval']:.3f}")
+    print(f"    ({r['firecrest_requests']} requests / {r['periodic_polls']} periodic polls, "
+          "each followed by a page-load poll; per server per "
+          f"{r['poll_interval_s']:g} s of the {r['wall_s']:.0f} s window: "
+          f"{r['requests_per_server_per_poll_interval']:.3f}, which jitter moves around 1)",
+          file=out)
     line("FirecREST requests per stop", f"{st['requests_per_stop']:.2f}")
     line("hub loop longest stall (spawn phase)", f"{s['loop_stall_max_ms']:.1f} ms",
          f"<= {STALL_TARGET_MS:g} ms", s["loop_stall_max_ms"] <= STALL_TARGET_MS)
@@ -412,6 +435,11 @@ def report(fig: dict[str, Any], out: Any = sys.stdout) -> None:
          f"<= {STALL_TARGET_MS:g} ms", r["loop_stall_max_ms"] <= STALL_TARGET_MS)
     line("hub loop longest stall (stop phase)", f"{st['loop_stall_max_ms']:.1f} ms",
          f"<= {STALL_TARGET_MS:g} ms", st["loop_stall_max_ms"] <= STALL_TARGET_MS)
+    for phase, figures in (("spawn", s), ("running", r), ("stop", st)):
+        w = figures["worst_stall"]
+        print(f"    longest {phase} stall: {w['stall_ms']:.0f} ms late; during its sleep the "
+              f"hub thread ran {w['hub_cpu_ms']:.0f} ms, other threads "
+              f"{w['other_cpu_ms']:.0f} ms, neither {w['off_cpu_ms']:.0f} ms", file=out)
     line("hub loop stall p99 (spawn phase)", f"{s['loop_stall_p99_ms']:.1f} ms")
     line(f"stalls over {STALL_TARGET_MS:g} ms (spawn phase): count / total",
          f"{s['stalls_over_target']} / {s['stalled_s']:.1f} s")
