@@ -19,6 +19,7 @@ Tokens are never logged, and never included in error messages.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import base64
 import binascii
@@ -149,7 +150,44 @@ class AuthStateUser(Protocol):
     async def save_auth_state(self, auth_state: dict[str, Any]) -> None: ...
 
 
-class UserTokenAuth:
+class _CachedBearer(abc.ABC):
+    """A bearer token cached until fewer than ``margin`` seconds are left.
+
+    The shared part of the two authorization objects: ``auth_headers`` for pyfirecrest,
+    and ``get_token``, which serves the cached token while it is fresh and otherwise lets
+    one caller at a time obtain a new one (:meth:`_obtain`); callers waiting meanwhile get
+    that caller's token instead of starting their own grant.
+    """
+
+    def __init__(self, margin: float) -> None:
+        self.margin = max(float(margin), FIRECREST_MIN_VALIDITY + 1)
+        self._cached: CachedToken | None = None
+        self._lock = asyncio.Lock()
+        #: How many grants this object performed (for tests and metrics).
+        self.refreshes = 0
+
+    async def auth_headers(self) -> dict[str, str]:
+        """The headers pyfirecrest sends: ``Authorization: Bearer <token>``."""
+        return {"Authorization": f"Bearer {await self.get_token()}"}
+
+    async def get_token(self) -> str:
+        """A token with more than ``margin`` seconds left; obtains a new one when needed."""
+        cached = self._cached
+        if cached is not None and cached.fresh(self.margin):
+            return cached.token
+        async with self._lock:
+            cached = self._cached
+            if cached is not None and cached.fresh(self.margin):
+                return cached.token
+            self._cached = await self._obtain()
+            return self._cached.token
+
+    @abc.abstractmethod
+    async def _obtain(self) -> CachedToken:
+        """A new token (called under the lock); each subclass says from where."""
+
+
+class UserTokenAuth(_CachedBearer):
     """pyfirecrest authorization object for one user, backed by ``auth_state``.
 
     Obtain instances with :func:`user_token_auth` so that all servers of a user
@@ -158,14 +196,10 @@ class UserTokenAuth:
 
     def __init__(self, user: AuthStateUser, endpoint: TokenEndpoint | None,
                  margin: float = 60.0) -> None:
+        super().__init__(margin)
         self.user = user
         self.endpoint = endpoint
-        self.margin = max(float(margin), FIRECREST_MIN_VALIDITY + 1)
-        self._cached: CachedToken | None = None
         self._rejected: str | None = None
-        self._lock = asyncio.Lock()
-        #: How many refresh grants this object performed (for tests and metrics).
-        self.refreshes = 0
 
     def invalidate(self) -> None:
         """Forget the cached token (e.g. after FirecREST answered 401): the next
@@ -174,23 +208,8 @@ class UserTokenAuth:
             self._rejected = self._cached.token
         self._cached = None
 
-    async def auth_headers(self) -> dict[str, str]:
-        """The headers pyfirecrest sends: ``Authorization: Bearer <token>``."""
-        return {"Authorization": f"Bearer {await self.get_token()}"}
-
-    async def get_token(self) -> str:
-        """A token with more than ``margin`` seconds left; refreshes when needed."""
-        cached = self._cached
-        if cached is not None and cached.fresh(self.margin):
-            return cached.token
-        async with self._lock:
-            cached = self._cached
-            if cached is not None and cached.fresh(self.margin):
-                return cached.token
-            self._cached = await self._load_or_refresh()
-            return self._cached.token
-
-    async def _load_or_refresh(self) -> CachedToken:
+    async def _obtain(self) -> CachedToken:
+        """The stored access token if still good, else a refreshed one."""
         auth_state = await self.user.get_auth_state()
         try:
             return await self._use_or_refresh(auth_state)
@@ -254,37 +273,22 @@ class UserTokenAuth:
         return fresh
 
 
-class ClientCredentialsAuth:
+class ClientCredentialsAuth(_CachedBearer):
     """pyfirecrest authorization object for a service account (client credentials)."""
 
     def __init__(self, endpoint: TokenEndpoint, margin: float = 60.0) -> None:
+        super().__init__(margin)
         self.endpoint = endpoint
-        self.margin = max(float(margin), FIRECREST_MIN_VALIDITY + 1)
-        self._cached: CachedToken | None = None
-        self._lock = asyncio.Lock()
-        self.refreshes = 0
 
     def invalidate(self) -> None:
         """Forget the cached token."""
         self._cached = None
 
-    async def auth_headers(self) -> dict[str, str]:
-        """``Authorization: Bearer <token>`` for the service account."""
-        return {"Authorization": f"Bearer {await self.get_token()}"}
-
-    async def get_token(self) -> str:
-        """A service-account token with more than ``margin`` seconds left."""
-        cached = self._cached
-        if cached is not None and cached.fresh(self.margin):
-            return cached.token
-        async with self._lock:
-            cached = self._cached
-            if cached is not None and cached.fresh(self.margin):
-                return cached.token
-            response = await self.endpoint.grant({"grant_type": "client_credentials"})
-            self.refreshes += 1
-            self._cached = CachedToken.from_response(response)
-            return self._cached.token
+    async def _obtain(self) -> CachedToken:
+        """A new service-account token from the ``client_credentials`` grant."""
+        response = await self.endpoint.grant({"grant_type": "client_credentials"})
+        self.refreshes += 1
+        return CachedToken.from_response(response)
 
 
 # One UserTokenAuth per (event loop, user name): asyncio locks belong to one loop.

@@ -200,3 +200,49 @@ async def test_refresh_token_rotated_by_someone_else_is_picked_up(
     assert jwt_expiry(token) > time.time() + 200
     assert ("refresh_token", "invalid_grant") in idp.rejections
     assert user.auth_state["refresh_token"] not in (used, rotated)
+
+
+def _auth_of_kind(idp: IdentityProvider, kind: str) -> tuple[UserTokenAuth | ClientCredentialsAuth,
+                                                              str]:
+    """A user or a service-account token source whose first token needs a grant,
+    and the name of that grant at the identity provider."""
+    if kind == "user":
+        user = AuthStateUser("alice", {"access_token": idp.mint("alice", 5),
+                                       "refresh_token": idp.issue_refresh_token("alice")})
+        return UserTokenAuth(user, endpoint(idp)), "refresh_token"
+    client = idp.register_client("poller")
+    return (ClientCredentialsAuth(TokenEndpoint(idp.url + "/token", "poller", client.secret)),
+            "client_credentials")
+
+
+@pytest.mark.parametrize("kind", ["user", "service"])
+async def test_shared_cache_one_grant_for_concurrent_callers_then_invalidate(
+        idp: IdentityProvider, kind: str) -> None:
+    """Both token sources share one cache: concurrent callers wait for one grant, the
+    cached token serves auth_headers, and invalidate forces exactly one new grant."""
+    auth, grant = _auth_of_kind(idp, kind)
+    tokens = await asyncio.gather(*(auth.get_token() for _ in range(5)))
+    assert len(set(tokens)) == 1
+    assert jwt_expiry(tokens[0]) > time.time() + 200
+    assert idp.grant_counts[grant] == 1 and auth.refreshes == 1
+    assert await auth.auth_headers() == {"Authorization": f"Bearer {tokens[0]}"}
+    assert idp.grant_counts[grant] == 1
+    auth.invalidate()
+    again = await asyncio.gather(*(auth.get_token() for _ in range(3)))
+    assert len(set(again)) == 1 and again[0] != tokens[0]
+    assert idp.grant_counts[grant] == 2 and auth.refreshes == 2
+
+
+@pytest.mark.parametrize("kind", ["user", "service"])
+async def test_token_shorter_than_margin_is_never_cached(kind: str) -> None:
+    """A granted token with less than ``margin`` seconds left is replaced on every call."""
+    provider = IdentityProvider(access_token_lifetime=20)
+    await provider.start()
+    try:
+        auth, grant = _auth_of_kind(provider, kind)
+        first = await auth.get_token()
+        second = await auth.get_token()
+        assert first != second
+        assert provider.grant_counts[grant] == 2 and auth.refreshes == 2
+    finally:
+        await provider.stop()
