@@ -66,7 +66,7 @@ def is_shell_script(path: Path) -> bool:
 
 
 def shell_scripts(root: Path = REPO_ROOT) -> list[Path]:
-    """Every shell script: *.sh anywhere, and shell files in scripts/.
+    """Every shell script: *.sh anywhere, and shell files (by shebang) in scripts/ and images/.
 
     Files under a ``templates/`` directory are skipped: they hold placeholders and are
     only shell once rendered (their owners' tests check the rendered scripts).
@@ -76,9 +76,10 @@ def shell_scripts(root: Path = REPO_ROOT) -> list[Path]:
         for p in project_files(root)
         if p.suffix == ".sh" and "templates" not in p.relative_to(root).parts
     ]
-    scripts += [
-        p for p in project_files(root, "scripts") if p not in scripts and is_shell_script(p)
-    ]
+    for under in ("scripts", "images"):
+        scripts += [
+            p for p in project_files(root, under) if p not in scripts and is_shell_script(p)
+        ]
     return sorted(scripts)
 
 
