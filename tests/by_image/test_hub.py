@@ -31,6 +31,7 @@ else:  # pragma: no cover - Python 3.10 only
 from f7tbuild import catalogue, lock
 from tests.by_image.conftest import container_logs, free_port
 from tests.by_image.layers import assert_no_build_secrets
+from tests.support.require import unavailable
 
 pytestmark = [pytest.mark.docker, pytest.mark.image("hub")]
 
@@ -312,7 +313,9 @@ def test_hub_behind_the_chp_proxy(image_ref: str, run_container, tmp_path: Path)
     """The image's default proxy settings (external chp) with the real chp image."""
     chp = _chp_image()
     if chp is None:
-        pytest.skip("no f7t4jhub/chp image here: build it first (python -m f7tbuild build chp)")
+        unavailable(
+            "docker", "no f7t4jhub/chp image here: build it first (python -m f7tbuild build chp)"
+        )
     public, api, token = free_port(), free_port(), secrets.token_hex(24)
     run_container(
         chp,

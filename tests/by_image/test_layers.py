@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.by_image.layers import ca_needles, needles_for, public_roots, scan_image
+from tests.support.require import unavailable
 
 pytestmark = pytest.mark.docker
 
@@ -30,7 +31,7 @@ def _openssl(*args: str) -> None:
 def material(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A private test CA, a bundle = that CA + one public root, and an unrelated key."""
     if shutil.which("openssl") is None:
-        pytest.skip("openssl CLI missing")
+        unavailable("tools", "openssl CLI missing: apt-get install openssl")
     d = tmp_path_factory.mktemp("ca")
     _openssl(
         "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
@@ -49,7 +50,7 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _build(tmp: Path, files: dict[str, bytes]) -> str:
     """Build a scratch image with one COPY layer per file; return its tag."""
     if shutil.which("docker") is None:
-        pytest.skip("no docker CLI (scripts/install-docker.sh)")
+        unavailable("docker", "no docker CLI (scripts/install-docker.sh)")
     ctx = tmp / f"ctx-{uuid.uuid4().hex[:8]}"
     ctx.mkdir()
     lines = ["FROM scratch"]

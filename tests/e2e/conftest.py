@@ -1,15 +1,14 @@
 """Fixtures of the end-to-end test: Slurm check, job venv, proxy, and failure reports.
 
 Tests here are marked ``slurm`` and skipped, with the reason, when the local cluster
-(``scripts/slurm-up.sh``) is not usable. When a test fails, everything registered with
+(``scripts/slurm-up.sh``) is not usable (failed instead when ``F7T_REQUIRE`` names
+``slurm``, as in CI). When a test fails, everything registered with
 the ``diagnostics`` fixture (hub and proxy logs, the job's output, the double's request
 log) is printed in the test's report.
 """
 
 from __future__ import annotations
 
-import os
-import pwd
 import shutil
 import sys
 import tempfile
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from firecrest_double.slurm import slurm_unavailable_reason
+from tests.support.slurm import job_directory, mark_slurm_below, require_cluster
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # the e2e helper modules, also imported by the hub's config
@@ -26,14 +25,10 @@ if str(HERE) not in sys.path:  # the e2e helper modules, also imported by the hu
 
 import e2e_provision
 
-JOB_USER = os.environ.get("F7T_SLURM_USER", "f7tuser")
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test of this directory ``slurm``."""
-    for item in items:
-        if HERE in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.slurm)
+    mark_slurm_below(HERE, items)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -46,35 +41,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
 
 @pytest.fixture(scope="session")
 def e2e_user() -> str:
-    """The job user, once the Slurm cluster answers and we may act as that user."""
-    reason = slurm_unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"local Slurm cluster not usable: {reason}")
+    """The job user, once the Slurm cluster answers and we may act as that user (as root)."""
+    return require_cluster(root_only=True)
+
+
+def _provisioned(what: str, provision: Callable[[], Path]) -> Path:
+    """``provision()``'s path; a provisioning error fails the test, naming ``what``."""
     try:
-        pwd.getpwnam(JOB_USER)
-    except KeyError:
-        pytest.skip(f"job user {JOB_USER!r} missing: run scripts/slurm-up.sh (creates it)")
-    if os.geteuid() != 0:
-        pytest.skip(f"the end-to-end test runs as root (it submits as {JOB_USER!r} via runuser)")
-    return JOB_USER
+        return provision()
+    except e2e_provision.ProvisionError as exc:
+        pytest.fail(f"could not {what}: {exc}")
 
 
 @pytest.fixture(scope="session")
 def job_venv(e2e_user: str) -> Path:
     """The world-readable venv the job runs JupyterLab from (slow the first time)."""
-    try:
-        return e2e_provision.job_venv()
-    except e2e_provision.ProvisionError as exc:
-        pytest.fail(f"could not provision the job venv: {exc}")
+    return _provisioned("provision the job venv", e2e_provision.job_venv)
 
 
 @pytest.fixture(scope="session")
 def chp_exe(e2e_user: str) -> Path:
     """configurable-http-proxy at the catalogue's version."""
-    try:
-        return e2e_provision.configurable_http_proxy()
-    except e2e_provision.ProvisionError as exc:
-        pytest.fail(f"could not install configurable-http-proxy: {exc}")
+    return _provisioned("install configurable-http-proxy", e2e_provision.configurable_http_proxy)
 
 
 @pytest.fixture
@@ -88,11 +76,8 @@ def hub_dir() -> Iterator[Path]:
 @pytest.fixture
 def job_workdir(e2e_user: str) -> Iterator[Path]:
     """The job's working directory, in the job user's home and owned by that user."""
-    pw = pwd.getpwnam(e2e_user)
-    path = Path(tempfile.mkdtemp(prefix="f7t-e2e-job-", dir=pw.pw_dir))
-    os.chown(path, pw.pw_uid, pw.pw_gid)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with job_directory(e2e_user, "f7t-e2e-job-") as path:
+        yield path
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ import pytest
 from firecrestspawner import singleuser
 from firecrestspawner.envcodec import ENV_VAR, encode_env
 from tests.support.launch import LaunchCheck, jupyterhub_env
+from tests.support.require import unavailable
 from tests.support.stacks import stack_names, stack_venv
 
 pytestmark = pytest.mark.timeout(900)
@@ -111,9 +112,9 @@ def _reachable_by_others(path: str) -> bool:
 
 def test_runs_as_arbitrary_uid_without_writable_home() -> None:
     if os.getuid() != 0:
-        pytest.skip("switching to another uid needs root (setpriv)")
+        unavailable("root", "switching to another uid needs root (setpriv)")
     if not shutil.which("setpriv"):
-        pytest.skip("setpriv (util-linux) is not installed")
+        unavailable("tools", "setpriv (util-linux) is not installed")
     uid = 12345
     try:
         pwd.getpwuid(uid)

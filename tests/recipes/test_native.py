@@ -20,6 +20,7 @@ import firecrestspawner
 from tests.recipes.lockcheck import expected_pins, installed_pins
 from tests.recipes.stackconfig import make_build_dir
 from tests.support.launch import LaunchCheck
+from tests.support.require import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL = REPO / "recipes" / "native" / "install.sh"
@@ -92,7 +93,7 @@ def _python_for_jobs() -> str:
             continue
         if probe.returncode == 0:
             return candidate
-    pytest.skip("no Python with venv that the user nobody can run (install python3-venv)")
+    unavailable("tools", "no Python with venv that the user nobody can run (install python3-venv)")
 
 
 def test_venv_holds_exactly_the_locked_versions(native_venv: Path) -> None:

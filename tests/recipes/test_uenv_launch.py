@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,7 @@ from tests.recipes.stackconfig import (
     stack_config,
 )
 from tests.support.launch import LaunchCheck
+from tests.support.require import unavailable
 
 pytestmark = pytest.mark.docker
 
@@ -60,8 +62,9 @@ def _docker_ok() -> bool:
 def image() -> str:
     """The uenv stand-in (Debian bookworm + Python 3.11), made by f7tbuild if missing."""
     if not _docker_ok():
-        pytest.skip(
-            "no usable Docker engine (docker info failed): the uenv check runs in containers"
+        unavailable(
+            "docker",
+            "no usable Docker engine (docker info failed): the uenv check runs in containers",
         )
     ref = f7t_catalogue.load().standin("uenv").ref
     present = subprocess.run(
@@ -125,8 +128,8 @@ def mount_point() -> Iterator[Path]:
     created = False
     if not MOUNT.is_dir():
         if os.geteuid() != 0:
-            pytest.skip(
-                f"stack-config needs {MOUNT} to exist: create it (as root) to run this check"
+            unavailable(
+                "root", f"stack-config needs {MOUNT} to exist: create it (as root) to run this check"
             )
         MOUNT.mkdir()
         created = True
@@ -184,20 +187,17 @@ def _post_install(
     )
 
 
-@pytest.fixture(scope="module")
-def store(image: str, mount_point: Path) -> Iterator[Path]:
-    """A uenv store after the post-install, as squashfs would pack it."""
-    root = make_build_dir("f7t-uenv-")
+@contextmanager
+def _build_root(image: str, prefix: str) -> Iterator[Path]:
+    """A fresh Stackinator build directory, removed afterwards.
+
+    Files made in the container belong to root; they are removed from a container first
+    so an unprivileged test runner can clean up too.
+    """
+    root = make_build_dir(prefix)
     try:
-        built = _configure(root, image, mount_point, with_wheel=True)
-        proc = _post_install(image, built)
-        assert proc.returncode == 0, (
-            f"post-install failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
-        )
-        yield built
+        yield root
     finally:
-        # Files made in the container belong to root; remove them from a container
-        # so an unprivileged test runner can clean up too.
         subprocess.run(
             ["docker", "run", "--rm", "-v", f"{root}:/w", image, "rm", "-rf", "/w/build"],
             capture_output=True,
@@ -205,6 +205,18 @@ def store(image: str, mount_point: Path) -> Iterator[Path]:
             check=False,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def store(image: str, mount_point: Path) -> Iterator[Path]:
+    """A uenv store after the post-install, as squashfs would pack it."""
+    with _build_root(image, "f7t-uenv-") as root:
+        built = _configure(root, image, mount_point, with_wheel=True)
+        proc = _post_install(image, built)
+        assert proc.returncode == 0, (
+            f"post-install failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+        )
+        yield built
 
 
 def test_hook_is_rendered_for_user_environment(store: Path) -> None:
@@ -278,31 +290,19 @@ def test_uenv_view_launches_jupyterlab(image: str, store: Path) -> None:
 
 
 def test_post_install_without_wheel_says_how_to_make_one(image: str, mount_point: Path) -> None:
-    root = make_build_dir("f7t-uenv-nowheel-")
-    try:
+    with _build_root(image, "f7t-uenv-nowheel-") as root:
         store = _configure(root, image, mount_point, with_wheel=False)
         proc = _post_install(image, store)
         assert proc.returncode == 1
         assert "firecrestspawner-*.whl" in proc.stderr and "pip wheel" in proc.stderr
         assert not (store / "env" / "default" / "bin" / "jupyter-lab").exists()
-    finally:
-        subprocess.run(
-            ["docker", "run", "--rm", "-v", f"{root}:/w", image, "rm", "-rf", "/w/build"],
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_post_install_without_view_python_names_the_recipe_fix(
     image: str, mount_point: Path
 ) -> None:
-    root = make_build_dir("f7t-uenv-noview-")
-    try:
+    with _build_root(image, "f7t-uenv-noview-") as root:
         store = _configure(root, image, mount_point, with_wheel=False)
         proc = _post_install(image, store, make_view=False)
         assert proc.returncode == 1
         assert "environments.yaml" in proc.stderr and "default" in proc.stderr
-    finally:
-        shutil.rmtree(root, ignore_errors=True)

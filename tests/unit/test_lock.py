@@ -17,13 +17,19 @@ import pytest
 from packaging.requirements import Requirement
 
 from f7tbuild import lock
+from tests.support.require import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 
-needs_uv = pytest.mark.skipif(
-    shutil.which("uv") is None and not (Path(sys.executable).parent / "uv").exists(),
-    reason="uv is not installed (pip install uv): compile_lock's resolver",
-)
+
+@pytest.fixture
+def uv_installed() -> None:
+    """compile_lock's resolver, uv, is here; else skip (fail when CI requires ``tools``)."""
+    if shutil.which("uv") is None and not (Path(sys.executable).parent / "uv").exists():
+        unavailable("tools", "uv is not installed (pip install uv): compile_lock's resolver")
+
+
+needs_uv = pytest.mark.usefixtures("uv_installed")
 
 
 def _make_wheel(directory: Path, name: str, version: str, requires: list[str]) -> Path:

@@ -19,6 +19,7 @@ from f7tbuild.mirror import (
 )
 from f7tbuild.progress import StepTracker
 from f7tbuild.standin import debootstrap_command, version_args
+from tests.support.require import unavailable
 
 DEB822 = """\
 Types: deb
@@ -175,7 +176,7 @@ def test_no_engine_names_the_install_script(monkeypatch: pytest.MonkeyPatch) -> 
     from f7tbuild import engine
 
     if _shutil.which("docker") is None:
-        pytest.skip("no docker CLI")
+        unavailable("docker", "no docker CLI (scripts/install-docker.sh)")
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/f7t-test.sock")
     with pytest.raises(engine.EngineError, match="scripts/install-docker.sh"):
         engine.require_engine(timeout=20)

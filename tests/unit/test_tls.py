@@ -31,6 +31,7 @@ from firecrestspawner.config import ConfigError
 from firecrestspawner.spawner import FirecRESTSpawner
 from firecrestspawner.tls import TLSSettingError, ssl_context
 from firecrestspawner.tokens import ClientCredentialsAuth, TokenEndpoint, TransientTokenError
+from tests.support.require import unavailable
 
 SYSTEMS = {"systems": [{"name": "cluster"}]}
 
@@ -190,7 +191,7 @@ def ca_dir(pki: Pki, tmp_path: Path) -> Path:
     """A directory holding the CA under its OpenSSL subject-hash name (as c_rehash)."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("no openssl command to compute the CA's subject hash for the directory")
+        unavailable("tools", "no openssl command to compute the CA's subject hash for the directory")
     subject_hash = subprocess.run([openssl, "x509", "-noout", "-subject_hash", "-in",
                                    str(pki.ca_file)], check=True, capture_output=True,
                                   text=True, timeout=30).stdout.strip()
