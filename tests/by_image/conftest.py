@@ -2,7 +2,8 @@
 
 ``python -m f7tbuild build <image>`` runs ``pytest tests/by_image/test_<family>.py
 --image-ref=<ref> --base-ref=<base> [--image-variant=<v>] [--ca-bundle=<path>]``.
-Without ``--image-ref`` these checks are skipped (they need a built image).
+Without ``--image-ref`` (e.g. in ``nox -s tests``) the checks that need a built image
+are deselected, and pytest says how many: they belong to the build sessions.
 """
 
 from __future__ import annotations
@@ -24,6 +25,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--base-ref", help="the base it was built on (real or stand-in)")
     group.addoption("--image-variant", help="the variant name, for images with variants")
     group.addoption("--ca-bundle", help="the extra CA bundle the build was given (layer scan)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the checks that need a built image when no --image-ref was given."""
+    if config.getoption("--image-ref"):
+        return
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        needs_image = "image_ref" in getattr(item, "fixturenames", ())
+        (dropped if needs_image else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
