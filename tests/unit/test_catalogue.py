@@ -103,6 +103,7 @@ def test_repository_singleuser_stack_requirements() -> None:
     stack = load().stacks["current"]
     assert su.stack_requirements() == (
         f"jupyterhub=={stack['jupyterhub']} jupyterlab=={stack['jupyterlab']}"
+        f" pyfirecrest=={stack['pyfirecrest']}"
     )
 
 
