@@ -2,8 +2,10 @@
 
 Hub side: :class:`firecrestspawner.spawner.FirecRESTSpawner` (import it from
 ``firecrestspawner.spawner``; importing this package alone pulls in nothing
-hub-only). Compute side: the ``firecrestspawner-singleuser`` console script
-(:mod:`firecrestspawner.singleuser`).
+hub-only). Compute side, standard library only: the subpackage
+:mod:`firecrestspawner.compute` — the ``firecrestspawner-singleuser`` console script
+(:mod:`firecrestspawner.compute.launcher`, never imported by the hub), the job
+environment codec and the host validator both sides share.
 """
 
 __version__ = "0.1.0"

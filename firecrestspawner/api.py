@@ -26,7 +26,7 @@ from typing import Any
 from jupyterhub.apihandlers import APIHandler, default_handlers
 from tornado import web
 
-from firecrestspawner.singleuser import HOST_RE
+from firecrestspawner.compute.hosts import HostError, check_host
 
 #: Route under the hub's base URL (JupyterHub prefixes ``/hub``).
 CALLBACK_ROUTE = r"/api/firecrestspawner/callback"
@@ -57,8 +57,10 @@ def validate_body(raw: bytes) -> tuple[str, int]:
             400, "callback body must have exactly the keys host and port: " + "; ".join(parts)
         )
     host, port = data["host"], data["port"]
-    if not isinstance(host, str) or not HOST_RE.match(host):
-        raise web.HTTPError(400, f"invalid host {host!r}: expected a host name or an IP address")
+    try:
+        host = check_host(host)
+    except HostError as exc:
+        raise web.HTTPError(400, f"invalid host: {exc}") from None
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise web.HTTPError(400, f"invalid port {port!r}: expected an integer 1..65535")
     return host, port

@@ -55,8 +55,8 @@ class InvalidOptions(_RefusalBase):  # type: ignore[misc,valid-type]
 from traitlets import Bool, Dict, Float, Int, List, Unicode, Union, default
 
 from . import api  # noqa: F401  (registers the callback handler with JupyterHub)
+from .compute.envcodec import ENV_VAR, encode_env
 from .config import ConfigError
-from .envcodec import ENV_VAR, encode_env
 from .options import Limits, OptionError, form_to_options, render_form, validate_options
 from .script import (
     ScriptContext,

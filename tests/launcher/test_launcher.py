@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from firecrestspawner import singleuser
-from firecrestspawner.envcodec import ENV_VAR, encode_env
+from firecrestspawner.compute import launcher as singleuser
+from firecrestspawner.compute.envcodec import ENV_VAR, encode_env
 from tests.support.launch import LaunchCheck, jupyterhub_env
 from tests.support.require import unavailable
 from tests.support.stacks import stack_names, stack_venv
@@ -236,7 +236,7 @@ def test_missing_jupyterhub_singleuser_is_explained(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[2]
     with LaunchCheck() as lc:
         env = lc.process_env({"PATH": str(tmp_path), "PYTHONPATH": str(repo), "HOME": "/root"})
-        lc.start([str(bare), "-m", "firecrestspawner.singleuser"], env=env)
+        lc.start([str(bare), "-m", "firecrestspawner.compute.launcher"], env=env)
         code, out = lc.wait_exit(timeout=60)
         assert code == singleuser.EXIT_NO_SINGLEUSER, out
         assert "jupyterhub-singleuser not found" in out and "pip install jupyterhub" in out

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from firecrestspawner import singleuser
-from firecrestspawner.singleuser import LaunchError
+from firecrestspawner.compute import launcher as singleuser
+from firecrestspawner.compute.launcher import LaunchError
 from tests.support.hubstub import HubStub
 
 
@@ -90,7 +90,7 @@ def test_private_dirs_only_when_home_unwritable(tmp_path: Path) -> None:
 
 
 def test_encoded_env_is_merged_and_removed() -> None:
-    from firecrestspawner.envcodec import encode_env
+    from firecrestspawner.compute.envcodec import encode_env
 
     env = {"FIRECRESTSPAWNER_ENV": encode_env({"A": "1,2", "B": "it's"}), "C": "x"}
     assert singleuser.merge_encoded_env(env) == 2

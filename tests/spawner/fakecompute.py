@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from firecrest_double import SimJob, SimulatedScheduler
-from firecrestspawner.envcodec import ENV_VAR, decode_env
+from firecrestspawner.compute.envcodec import ENV_VAR, decode_env
 
 
 @dataclass

@@ -26,11 +26,11 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from firecrestspawner.compute.hosts import HostError, check_host
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-#: Same host rule as the hub handler (firecrestspawner.api).
-_HOST_RE = re.compile(r"\A(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})|\[?[0-9A-Fa-f:.]{2,45}\]?)\Z")
 _TOKEN_RE = re.compile(r"\A(?:token|bearer)\s+(\S+)\Z", re.IGNORECASE)
 
 
@@ -272,8 +272,10 @@ def check_callback_body(body: bytes) -> tuple[str, str, int]:
         keys = sorted(data) if isinstance(data, dict) else type(data).__name__
         return f"body must be exactly {{'host', 'port'}}, got {keys}", "", 0
     host, port = data["host"], data["port"]
-    if not isinstance(host, str) or not _HOST_RE.match(host):
-        return f"invalid host {host!r}", "", 0
+    try:
+        check_host(host)  # the same validator as the hub's handler (firecrestspawner.api)
+    except HostError as exc:
+        return f"invalid host: {exc}", "", 0
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         return f"invalid port {port!r}", "", 0
     return "", host, port

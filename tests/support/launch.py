@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-from firecrestspawner.envcodec import ENV_VAR, encode_env
+from firecrestspawner.compute.envcodec import ENV_VAR, encode_env
 
 from .hubstub import HubStub
 from .stacks import stack_versions

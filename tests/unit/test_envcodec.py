@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from firecrestspawner.envcodec import ENV_VAR, decode_env, encode_env
+from firecrestspawner.compute.envcodec import ENV_VAR, decode_env, encode_env
 
 
 def test_round_trip_keeps_commas_quotes_and_unicode() -> None:

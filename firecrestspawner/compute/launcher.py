@@ -13,10 +13,10 @@ sections 1 and 2):
    API token, retrying connection errors and 5xx answers for a bounded time;
 6. exec ``jupyterhub-singleuser --port=<port> --ip=<ip>`` plus any extra arguments.
 
-Only the standard library is used (plus :mod:`firecrestspawner.envcodec`, itself
-stdlib-only), so the launcher starts fast and works next to any JupyterHub >= 4.1
-installed on the node. Everything is logged to stderr (the Slurm output file); the
-API token is never logged. See docs/launcher.md for the variables and exit codes.
+Only the standard library is used (plus :mod:`firecrestspawner.compute.envcodec` and
+:mod:`firecrestspawner.compute.hosts`, themselves stdlib-only), so the launcher starts
+fast and works next to any JupyterHub >= 4.1 installed on the node. Everything is logged
+to stderr (the Slurm output file); the API token is never logged. See docs/launcher.md for the variables and exit codes.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ import urllib.request
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
-from firecrestspawner.envcodec import ENV_VAR, decode_env
+from firecrestspawner.compute.envcodec import ENV_VAR, decode_env
+from firecrestspawner.compute.hosts import HostError, check_host
 
 log = logging.getLogger("firecrestspawner-singleuser")
 
@@ -58,9 +59,6 @@ REQUIRED_VARS = (
     "JUPYTERHUB_CLIENT_ID",
     "JUPYTERHUB_SERVICE_PREFIX",
 )
-
-#: Host names the hub accepts (see firecrestspawner.api): DNS names, IPv4, IPv6 literals.
-HOST_RE = re.compile(r"\A(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})|\[?[0-9A-Fa-f:.]{2,45}\]?)\Z")
 
 DEFAULT_CALLBACK_TIMEOUT = 120.0
 ATTEMPT_TIMEOUT = 10.0
@@ -232,13 +230,14 @@ def report_host(environ: Mapping[str, str], ip: str) -> str:
     if not host:
         fqdn = socket.getfqdn()
         host = fqdn if fqdn and not fqdn.startswith("localhost") else socket.gethostname()
-    if not HOST_RE.match(host):
+    try:
+        return check_host(host)
+    except HostError as exc:
         raise LaunchError(
-            f"cannot report host {host!r} to the hub: not a valid host name or IP address; "
-            "set FIRECRESTSPAWNER_HOST to the node's name as the hub can reach it",
+            f"cannot report this host to the hub: {exc}. Set FIRECRESTSPAWNER_HOST to the "
+            "node's name (or address) as the hub can reach it",
             EXIT_BAD_ENV,
-        )
-    return host
+        ) from None
 
 
 # ---------------------------------------------------------------------------

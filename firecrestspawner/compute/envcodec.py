@@ -85,7 +85,7 @@ def decode_env(encoded: str) -> dict[str, str]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(
             f"{ENV_VAR} does not decode to UTF-8 JSON ({exc}); it must be produced by "
-            "firecrestspawner.envcodec.encode_env"
+            "firecrestspawner.compute.envcodec.encode_env"
         ) from exc
     if not isinstance(data, dict):
         raise ValueError(  # noqa: TRY004 (contract: ValueError)
