@@ -44,12 +44,24 @@ from firecrestspawner.compute.hosts import HostError, check_host
 
 log = logging.getLogger("firecrestspawner-singleuser")
 
-#: Exit codes (documented in docs/launcher.md).
-EXIT_BAD_ENV = 2
-EXIT_CALLBACK_REFUSED = 3
-EXIT_HUB_UNREACHABLE = 4
-EXIT_NO_SINGLEUSER = 5
-EXIT_NO_PORT = 6
+#: The launcher's own exit codes (docs/launcher.md), all in 90..95: jupyterhub-singleuser
+#: (which replaces the launcher) exits 0, 1 on errors, 2 on bad command-line options, and
+#: 128+N when killed by signal N, so a code in this range can only come from the launcher.
+EXIT_BAD_ENV = 91
+EXIT_CALLBACK_REFUSED = 92
+EXIT_HUB_UNREACHABLE = 93
+EXIT_NO_SINGLEUSER = 94
+EXIT_NO_PORT = 95
+EXIT_CODES = {
+    EXIT_BAD_ENV: "the job environment is malformed or incomplete, or a knob is invalid",
+    EXIT_CALLBACK_REFUSED: "the hub refused the callback",
+    EXIT_HUB_UNREACHABLE: "the hub could not be reached in time",
+    EXIT_NO_SINGLEUSER: "jupyterhub-singleuser is missing or cannot be executed",
+    EXIT_NO_PORT: "no free port in FIRECRESTSPAWNER_PORT_RANGE",
+}
+
+HELP_OPTIONS = frozenset({"-h", "--help"})
+VERSION_OPTIONS = frozenset({"-V", "--version"})
 
 #: Variables jupyterhub-singleuser (and the callback) cannot do without.
 REQUIRED_VARS = (
@@ -408,14 +420,60 @@ def prepare(environ: MutableMapping[str, str], argv: Sequence[str]) -> list[str]
     return [executable, f"--port={port}", f"--ip={ip}", *argv]
 
 
+def version() -> str:
+    """``firecrestspawner-singleuser <version> (Python <version>)``."""
+    from firecrestspawner import __version__
+
+    return f"firecrestspawner-singleuser {__version__} (Python {sys.version.split()[0]})"
+
+
+def usage() -> str:
+    """The ``--help`` text: what the launcher does, its variables and its exit codes."""
+    codes = "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES.items())
+    return f"""usage: firecrestspawner-singleuser [ARGUMENTS FOR jupyterhub-singleuser ...]
+       firecrestspawner-singleuser --help | --version
+
+Run as the last command of a Slurm job submitted by JupyterHub's FirecRESTSpawner:
+pick a free port, report host and port to the hub (the callback), then exec
+jupyterhub-singleuser --port=PORT --ip=IP ARGUMENTS. The hub's environment
+({ENV_VAR} or the JUPYTERHUB_* variables) must be set; --help and --version
+need none. For jupyterhub-singleuser's own options run 'jupyterhub-singleuser --help'.
+
+environment (set by the spawner or the batch script):
+  {ENV_VAR}              the encoded JupyterHub environment
+  {", ".join(REQUIRED_VARS[:3])},
+  {", ".join(REQUIRED_VARS[3:])}   required (directly or encoded)
+  FIRECRESTSPAWNER_HOST             host name or IP the hub should connect to
+  FIRECRESTSPAWNER_IP               address to listen on (default 0.0.0.0)
+  FIRECRESTSPAWNER_PORT_RANGE       lo-hi: choose the port in this range
+  FIRECRESTSPAWNER_CALLBACK_URL     callback URL (default $JUPYTERHUB_API_URL/firecrestspawner/callback)
+  FIRECRESTSPAWNER_CALLBACK_TIMEOUT seconds to keep retrying the hub (default {DEFAULT_CALLBACK_TIMEOUT:g})
+
+exit codes of the launcher itself (any other code is jupyterhub-singleuser's):
+{codes}
+
+Details: docs/launcher.md of the f7t4jhub project.
+"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point: prepare, then replace this process with jupyterhub-singleuser."""
+    """Console entry point: prepare, then replace this process with jupyterhub-singleuser.
+
+    ``--help``/``-h`` and ``--version``/``-V`` anywhere on the command line print to
+    stdout and return 0 without reading the environment.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if HELP_OPTIONS.intersection(args):
+        sys.stdout.write(usage())
+        return 0
+    if VERSION_OPTIONS.intersection(args):
+        print(version())
+        return 0
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="[%(asctime)s firecrestspawner-singleuser %(levelname)s] %(message)s",
     )
-    args = list(sys.argv[1:] if argv is None else argv)
     try:
         command = prepare(os.environ, args)
     except LaunchError as exc:

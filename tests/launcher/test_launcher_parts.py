@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import firecrestspawner
 from firecrestspawner.compute import launcher as singleuser
 from firecrestspawner.compute.launcher import LaunchError
 from tests.support.hubstub import HubStub
@@ -127,3 +130,53 @@ def test_post_callback_against_the_stub() -> None:
             singleuser.post_callback(wrong, "nid000001", 4242)
         assert info.value.exit_code == singleuser.EXIT_CALLBACK_REFUSED
         assert "HTTP 403" in str(info.value) and "not-the-token" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------
+# Command line: --help and --version need no hub environment; exit codes
+# ---------------------------------------------------------------------------
+def _launcher_command() -> list[str]:
+    script = Path(sys.executable).parent / "firecrestspawner-singleuser"
+    return [str(script)] if script.exists() else [sys.executable, "-m", singleuser.__name__]
+
+
+@pytest.mark.parametrize("option", ["--help", "-h", "--version", "-V"])
+def test_help_and_version_without_any_environment(option: str) -> None:
+    proc = subprocess.run([*_launcher_command(), option], env={}, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    if option in ("--help", "-h"):
+        assert proc.stdout.startswith("usage: firecrestspawner-singleuser")
+        for code in singleuser.EXIT_CODES:
+            assert f"  {code}  " in proc.stdout
+    else:
+        assert proc.stdout.startswith(f"firecrestspawner-singleuser {firecrestspawner.__version__}")
+
+
+def test_help_wins_over_other_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert singleuser.main(["--notebook-dir=/x", "--help"]) == 0
+    assert "FIRECRESTSPAWNER_PORT_RANGE" in capsys.readouterr().out
+
+
+def test_missing_environment_is_the_launchers_own_code() -> None:
+    proc = subprocess.run(_launcher_command(), env={}, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == singleuser.EXIT_BAD_ENV
+    assert "missing environment variable(s)" in proc.stderr
+
+
+def test_exit_codes_are_distinct_and_outside_singleusers() -> None:
+    codes = list(singleuser.EXIT_CODES)
+    assert len(set(codes)) == len(codes) == 5
+    assert all(90 <= code <= 99 for code in codes)  # below 128+N (signals), above 0/1/2
+    exe = Path(sys.executable).parent / "jupyterhub-singleuser"
+    if not exe.exists():
+        pytest.skip(f"no jupyterhub-singleuser next to {sys.executable}")
+    # jupyterhub-singleuser's own failures: a bad option, no hub environment
+    seen = set()
+    for args in (["--no-such-option"], []):
+        proc = subprocess.run([str(exe), *args], env={"PATH": os.defpath, "HOME": "/nonexistent"},
+                              capture_output=True, timeout=120, check=False)
+        seen.add(proc.returncode)
+    assert seen and 0 not in seen and not seen & set(codes), seen
