@@ -3,12 +3,19 @@
 Every value a user sends ends up in a batch script, so each field is checked
 against a strict pattern *and* the site's limits before anything is rendered;
 anything else is refused with a :class:`OptionError` that names the field.
+
+Refusals quote at most :data:`EXCERPT_CHARS` characters of the value, escaped (never the
+whole value, never a raw control or non-ASCII character), say what is allowed, and point
+out look-alike characters (fullwidth forms, non-ASCII digits, Cyrillic or Greek letters,
+dashes, invisible characters) by code point and name, with the ASCII character they
+resemble. Numbers outside their range are called out of range.
 """
 
 from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -20,7 +27,7 @@ CONTAINER_ENGINES = ("edf", "pyxis")
 
 # Strict patterns, one per field. Anchored with \Z (``$`` would accept a final newline).
 _SLURM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
-_INT = re.compile(r"[0-9]{1,6}\Z")
+_INT = re.compile(r"[+-]?[0-9]+\Z")
 _TIME = re.compile(
     r"(?:(?P<minutes_only>[0-9]{1,6})"
     r"|(?:(?P<days>[0-9]{1,3})-)?(?P<hours>[0-9]{1,2})"
@@ -50,12 +57,99 @@ FIELDS = (
 )
 
 
+#: At most this many characters of a refused value are quoted back.
+EXCERPT_CHARS = 40
+#: At most this many look-alike characters are described in one message.
+MAX_LOOKALIKES = 3
+
+
 class OptionError(ValueError):
     """A user option was refused. ``field`` names the offending field."""
 
     def __init__(self, field_name: str, message: str) -> None:
         super().__init__(f"{field_name}: {message}")
         self.field = field_name
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """``value`` quoted for a message: escaped (ASCII only) and cut to ``limit`` characters.
+
+    ``'abc'``; a longer value: ``'abcd...' (10000 characters)``. Non-ASCII and control
+    characters appear as Python escapes (``\\uff11``, ``\\n``), so nothing invisible or
+    misleading reaches the user's screen or a log line.
+    """
+    text = str(value)
+    shown = ascii(text[:limit])
+    if len(text) > limit:
+        return f"{shown[:-1]}...{shown[-1]} ({len(text)} characters)"
+    return shown
+
+
+INVISIBLE = "(invisible)"
+#: Greek and Cyrillic letter names and the Latin letter each resembles.
+_LETTER_NAMES = {
+    "ALPHA": "A", "BETA": "B", "EPSILON": "E", "ZETA": "Z", "ETA": "H", "IOTA": "I",
+    "KAPPA": "K", "MU": "M", "NU": "N", "OMICRON": "O", "RHO": "P", "TAU": "T",
+    "UPSILON": "Y", "CHI": "X", "IE": "E", "ES": "C", "ER": "P", "HA": "X", "EN": "H",
+    "EM": "M", "KA": "K", "TE": "T", "VE": "B", "JE": "J", "DZE": "S",
+    "BYELORUSSIAN-UKRAINIAN I": "I",
+}
+
+
+def _resembles(char: str) -> str | None:
+    """The ASCII character ``char`` is likely mistaken for, or a short description."""
+    folded = unicodedata.normalize("NFKC", char)
+    if folded != char and folded.isascii() and folded.isprintable() and folded.strip():
+        return repr(folded)
+    if char.isdigit():  # Arabic-Indic, Devanagari, ... digits
+        return repr(str(unicodedata.digit(char)))
+    category = unicodedata.category(char)
+    name = unicodedata.name(char, "")
+    if category == "Cf" or category == "Zl" or category == "Zp":
+        return INVISIBLE
+    if category == "Zs" or char.isspace():
+        return "a space"
+    # CYRILLIC SMALL LETTER A, GREEK CAPITAL LETTER OMICRON, LATIN SMALL LETTER E WITH ACUTE
+    match = re.fullmatch(r"([A-Z]+)(?: [A-Z-]+)*? (SMALL|CAPITAL) LETTER ([A-Z-]+(?: I)?)(?: .*)?",
+                         name)
+    if match:
+        script, case, letter_name = match.groups()
+        letter = _LETTER_NAMES.get(letter_name) if len(letter_name) > 1 else letter_name
+        if script == "CYRILLIC" and letter_name == "U":
+            letter = "Y"
+        if letter:
+            return repr(letter.lower() if case == "SMALL" else letter)
+    if category == "Pd" or "HYPHEN" in name or "MINUS" in name or "DASH" in name:
+        return "'-'"
+    for word, ascii_char in (("FULL STOP", "."), ("COLON", ":"), ("SLASH", "/"),
+                             ("SOLIDUS", "/"), ("COMMA", ","), ("UNDERSCORE", "_"),
+                             ("LOW LINE", "_"), ("APOSTROPHE", "'"), ("QUOTATION", "'")):
+        if word in name:
+            return repr(ascii_char)
+    return None
+
+
+def lookalikes(value: str) -> str:
+    """A sentence naming the non-ASCII characters of ``value`` (empty if there are none)."""
+    found: list[str] = []
+    count = 0
+    for position, char in enumerate(value):
+        if char.isascii():
+            continue
+        count += 1
+        if len(found) < MAX_LOOKALIKES:
+            name = unicodedata.name(char, "unnamed character")
+            like = _resembles(char)
+            hint = (", which is invisible" if like == INVISIBLE
+                    else f", which looks like {like}" if like else "")
+            found.append(f"U+{ord(char):04X} {name} at position {position + 1}{hint}")
+    if not found:
+        return ""
+    more = f" (and {count - len(found)} more)" if count > len(found) else ""
+    return (
+        " It contains non-ASCII look-alike character(s): " + "; ".join(found) + more
+        + ". Type it with plain ASCII characters."
+    )
 
 
 def parse_time(text: str, field_name: str = "time") -> int:
@@ -66,21 +160,26 @@ def parse_time(text: str, field_name: str = "time") -> int:
     Raises :class:`OptionError` naming ``field_name`` otherwise.
     """
     value = str(text).strip()
-    match = _TIME.match(value)
+    match = _TIME.match(value) if value.isascii() else None
     formats = "use minutes (90), HH:MM:SS (01:30:00) or D-HH:MM:SS (1-00:00:00)"
     if not match:
-        raise OptionError(field_name, f"{value!r} is not a time limit; {formats}")
+        raise OptionError(
+            field_name, f"{excerpt(value)} is not a time limit; {formats}.{lookalikes(value)}"
+        )
     if match["minutes_only"] is not None:
         return int(match["minutes_only"]) * 60
     days = int(match["days"] or 0)
     if match["days"] is None and (match["minutes"] is None or match["seconds"] is None):
         # "HH" alone or "HH:MM" without a day prefix means something else to Slurm.
-        raise OptionError(field_name, f"{value!r} is ambiguous; {formats}")
+        raise OptionError(field_name, f"{excerpt(value)} is ambiguous; {formats}")
     hours = int(match["hours"])
     minutes = int(match["minutes"] or 0)
     seconds = int(match["seconds"] or 0)
     if hours > 23 and match["days"] is not None or minutes > 59 or seconds > 59:
-        raise OptionError(field_name, f"{value!r} has an out-of-range hour, minute or second")
+        raise OptionError(
+            field_name, f"{excerpt(value)} has an out-of-range hour (0..23 after a day), "
+            "minute (0..59) or second (0..59)"
+        )
     return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
@@ -239,11 +338,13 @@ def _text(raw: Mapping[str, Any], name: str) -> str:
         return ""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise OptionError(name, f"expected text, got {type(value).__name__}")
-    text = str(value)
-    if text != text.strip():
-        text = text.strip()
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise OptionError(name, "control characters (such as newlines) are not allowed")
+    text = str(value).strip()
+    bad = next((i for i, c in enumerate(text) if ord(c) < 32 or 127 <= ord(c) < 160), None)
+    if bad is not None:
+        raise OptionError(
+            name, f"{excerpt(text)} contains the control character {excerpt(text[bad])} at "
+            f"position {bad + 1}; control characters (such as newlines) are not allowed"
+        )
     return text
 
 
@@ -254,34 +355,59 @@ def _choose(name: str, value: str, allowed: list[str], default: str, pattern: re
         if required:
             raise OptionError(name, "a value is required")
         return ""
-    if not pattern.match(value):
+    if not value.isascii() or not pattern.match(value):
         raise OptionError(
-            name, f"{value!r} is refused: only letters, digits and {_allowed_punct(pattern)} "
-            "are allowed"
+            name, f"{excerpt(value)} is refused: {_allowed_text(pattern)}.{lookalikes(value)}"
         )
     if allowed and value not in allowed:
-        raise OptionError(name, f"{value!r} is not offered here; choose one of {allowed}")
+        raise OptionError(
+            name, f"{excerpt(value)} is not offered here; choose one of {_choices(allowed)}"
+        )
     return value
 
 
-def _allowed_punct(pattern: re.Pattern[str]) -> str:
+def _choices(allowed: list[str], limit: int = 10) -> str:
+    shown = ", ".join(excerpt(a) for a in allowed[:limit])
+    return shown + (f" (and {len(allowed) - limit} more)" if len(allowed) > limit else "")
+
+
+def _allowed_text(pattern: re.Pattern[str]) -> str:
+    """What ``pattern`` allows, in words."""
     if pattern is _SLURM_NAME:
-        return "'_', '.', '-'"
+        return ("use 1 to 64 ASCII letters, digits, '_', '.' or '-', starting with a letter "
+                "or digit")
     if pattern is _CONTAINER_IMAGE:
-        return "'_', '.', ':', '/', '@', '#', '+', '-'"
+        return ("use an image reference of up to 255 ASCII letters, digits, '_', '.', ':', "
+                "'/', '@', '#', '+' or '-'")
     if pattern is _PATH:
-        return "'_', '.', '+', '-', '/' (an absolute path)"
-    return "a few punctuation characters"
+        return "use an absolute path of ASCII letters, digits, '_', '.', '+', '-' and '/'"
+    if pattern is _UENV_IMAGE:
+        return "use a uenv image such as name/version:tag of ASCII letters, digits, '_.+-'"
+    if pattern is _UENV_VIEW:
+        return "use up to 8 comma-separated view names of ASCII letters, digits, '_' or '-'"
+    return "only ASCII letters, digits and a few punctuation characters are allowed"
+
+
+#: Longest digit string turned into an int (anything longer is out of range anyway).
+_MAX_DIGITS = 18
 
 
 def _integer(name: str, value: str, default: int, low: int, high: int) -> int:
     if value == "":
         return default
-    if not _INT.match(value):
-        raise OptionError(name, f"{value!r} is not a whole number")
+    if not value.isascii() or not _INT.match(value):
+        raise OptionError(
+            name, f"{excerpt(value)} is not a whole number; use ASCII digits {low}..{high}."
+            f"{lookalikes(value)}"
+        )
+    digits = value.lstrip("+-").lstrip("0")
+    if len(digits) > _MAX_DIGITS:
+        raise OptionError(
+            name, f"{excerpt(value)} is out of range: the allowed range is {low}..{high}"
+        )
     number = int(value)
     if not low <= number <= high:
-        raise OptionError(name, f"{number} is outside the allowed range {low}..{high}")
+        raise OptionError(name, f"{number} is out of range: the allowed range is {low}..{high}")
     return number
 
 
@@ -292,9 +418,11 @@ def validate_options(raw: Mapping[str, Any], limits: Limits) -> JobOptions:
     take the site defaults). Raises :class:`OptionError` naming the first
     offending field; unknown keys are refused too.
     """
-    unknown = sorted(set(raw) - set(FIELDS))
+    unknown = sorted(str(key) for key in set(raw) - set(FIELDS))
     if unknown:
-        raise OptionError(unknown[0], f"unknown option; known options are {list(FIELDS)}")
+        key = unknown[0]
+        shown = key if re.fullmatch(r"[A-Za-z0-9_]{1,40}", key) else excerpt(key)
+        raise OptionError(shown, f"unknown option; known options are {list(FIELDS)}")
     text = {name: _text(raw, name) for name in FIELDS}
 
     partition = _choose("partition", text["partition"], limits.allowed_partitions,
@@ -309,14 +437,23 @@ def validate_options(raw: Mapping[str, Any], limits: Limits) -> JobOptions:
     max_seconds = parse_time(limits.max_time)
     if not 60 <= time_seconds <= max_seconds:
         raise OptionError(
-            "time", f"{format_time(time_seconds)} is outside 1 minute..{format_time(max_seconds)}"
+            "time", f"{format_time(time_seconds)} is out of range: the allowed range is "
+            f"1 minute (0-00:01:00) to {format_time(max_seconds)}"
         )
 
     environment = text["environment"] or limits.default_environment
     if environment not in limits.environments:
         raise OptionError(
-            "environment", f"{environment!r} is not offered here; choose one of "
-            f"{limits.environments}"
+            "environment", f"{excerpt(environment)} is not offered here; choose one of "
+            f"{_choices(limits.environments)}.{lookalikes(environment)}"
+        )
+    if text["venv"] and not limits.allowed_venvs:
+        # An empty allowed_venvs means "no venv can be chosen": the launcher comes from the
+        # job's PATH. This holds for every way in (form, REST API, stored options).
+        raise OptionError(
+            "venv", f"{excerpt(text['venv'])} is refused: this site offers no Python "
+            "environment to choose (allowed_venvs is empty, the launcher comes from the "
+            "job's PATH); leave venv empty"
         )
     venv = uenv = uenv_view = image = ""
     if environment == "native":
@@ -324,7 +461,7 @@ def validate_options(raw: Mapping[str, Any], limits: Limits) -> JobOptions:
                        limits.allowed_venvs[0] if limits.allowed_venvs else "", _PATH,
                        required=False)
         if venv and "/../" in f"{venv}/":
-            raise OptionError("venv", f"{venv!r} must not contain '..'")
+            raise OptionError("venv", f"{excerpt(venv)} must not contain '..'")
     elif environment == "uenv":
         images = list(limits.allowed_uenvs)
         uenv = _choose("uenv", text["uenv"], images, images[0], _UENV_IMAGE, required=True)
@@ -337,7 +474,7 @@ def validate_options(raw: Mapping[str, Any], limits: Limits) -> JobOptions:
         image = _choose("container_image", text["container_image"], allowed, default,
                         _CONTAINER_IMAGE, required=True)
         if ".." in image:
-            raise OptionError("container_image", f"{image!r} must not contain '..'")
+            raise OptionError("container_image", f"{excerpt(image)} must not contain '..'")
     return JobOptions(
         partition=partition,
         account=account,
