@@ -111,11 +111,11 @@ class Catalogue:
         families = self.families()
         if len(names) > 1 and names[0] in families and not set(names[1:]) & set(families):
             family, rest = names[0], names[1:]
-            chosen = self.select(rest)
-            stray = [t.name for t in chosen if t.family != family]
+            in_family = self.select(rest)
+            stray = [t.name for t in in_family if t.family != family]
             if stray:
                 raise CatalogueError(f"{', '.join(stray)} not in image family {family!r}")
-            return chosen
+            return in_family
         chosen: list[Target] = []
         for name in names:
             hits = [

@@ -10,20 +10,18 @@ log) is printed in the test's report.
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+# The e2e helper modules sit next to this file: pytest puts this directory (no
+# __init__.py) on sys.path before importing it; the hub's config adds it itself.
+import e2e_provision
 import pytest
 
 from tests.support.slurm import job_directory, mark_slurm_below, require_cluster
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # the e2e helper modules, also imported by the hub's config
-    sys.path.insert(0, str(HERE))
-
-import e2e_provision
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

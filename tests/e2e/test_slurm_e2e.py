@@ -31,14 +31,13 @@ from typing import Any
 
 import pytest
 import requests
+from e2e_procs import Hub, Proxy, free_port, wait_until  # next to this file (see conftest)
 
 from firecrest_double.idp import IdentityProvider
 from firecrest_double.server import FileSystemConfig, FirecrestDouble
 from firecrest_double.slurm import SlurmScheduler
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from e2e_procs import Hub, Proxy, free_port, wait_until
 
 SYSTEM = "cluster"
 PASSWORD = "e2e-" + os.urandom(6).hex()

@@ -15,6 +15,7 @@ import firecrestspawner
 from firecrestspawner.compute import launcher as singleuser
 from firecrestspawner.compute.launcher import LaunchError
 from tests.support.hubstub import HubStub
+from tests.support.require import unavailable
 
 
 def test_port_range_skips_a_taken_port() -> None:
@@ -172,7 +173,8 @@ def test_exit_codes_are_distinct_and_outside_singleusers() -> None:
     assert all(90 <= code <= 99 for code in codes)  # below 128+N (signals), above 0/1/2
     exe = Path(sys.executable).parent / "jupyterhub-singleuser"
     if not exe.exists():
-        pytest.skip(f"no jupyterhub-singleuser next to {sys.executable}")
+        unavailable("tools", f"no jupyterhub-singleuser next to {sys.executable}: "
+                             "pip install jupyterhub")
     # jupyterhub-singleuser's own failures: a bad option, no hub environment
     seen = set()
     for args in (["--no-such-option"], []):
