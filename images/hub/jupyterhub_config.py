@@ -1,35 +1,26 @@
-"""Default JupyterHub configuration of the f7t4jhub hub image.
+"""JupyterHub configuration of the f7t4jhub hub image (fixed: deployments give data, not code).
 
-Deployments replace this file (mount theirs at /etc/jupyterhub/jupyterhub_config.py,
-e.g. from a ConfigMap) or keep it and add settings in /etc/jupyterhub/conf.d/*.py,
-which are loaded in name order after the defaults below.
-
-Defaults:
-- spawner: firecrestspawner.spawner.FirecRESTSpawner (its FirecREST URL, system and
-  credentials must come from conf.d or a replacement file);
-- data (sqlite database, cookie secret) in /srv/jupyterhub, the writable data dir;
-- the proxy is NOT started by the hub: configurable-http-proxy runs as its own
-  container (images/chp). Its API URL comes from CONFIGPROXY_API_URL (default
-  http://127.0.0.1:8001) and its token from CONFIGPROXY_AUTH_TOKEN, as JupyterHub
-  reads it;
-- the hub API listens on all interfaces, port 8081 (HUB_BIND_URL overrides), so the
-  proxy and the compute nodes' callbacks can reach it.
+1. Image defaults (firecrestspawner.hubconfig.apply_defaults): FirecRESTSpawner;
+   database and fallback cookie secret in /srv/jupyterhub (the data volume);
+   ``JupyterHub.cleanup_servers = False`` (a hub restart keeps users' servers, which
+   are Slurm jobs); the proxy runs in its own container (``should_start = False``; API
+   at CONFIGPROXY_API_URL, default http://127.0.0.1:8001); the hub API on 0.0.0.0:8081
+   (HUB_BIND_URL overrides).
+2. The configuration file, when there is one: /etc/f7t4jhub/config/hub.yaml (or the path
+   in F7T4JHUB_CONFIG), validated, with the secrets read from files in
+   /etc/f7t4jhub/secrets (or F7T4JHUB_SECRETS_DIR). Format: docs/hub-config.md.
+3. ESCAPE HATCH: /etc/jupyterhub/conf.d/*.py, executed in name order after everything
+   above (the Helm chart's hub.extraConfig). Python, unchecked: prefer the file.
 """
 
 import glob
-import os
 
 import firecrestspawner.api  # noqa: F401 - registers the job callback route in the hub API
+from firecrestspawner.hubconfig import configure
 
 c = get_config()  # noqa: F821 - injected by JupyterHub when it loads this file
 
-c.JupyterHub.spawner_class = "firecrestspawner.spawner.FirecRESTSpawner"
-c.JupyterHub.db_url = "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = "/srv/jupyterhub/jupyterhub_cookie_secret"
-c.JupyterHub.hub_bind_url = os.environ.get("HUB_BIND_URL", "http://0.0.0.0:8081")
-
-c.ConfigurableHTTPProxy.should_start = False
-c.ConfigurableHTTPProxy.api_url = os.environ.get("CONFIGPROXY_API_URL", "http://127.0.0.1:8001")
+configure(c)
 
 for _path in sorted(glob.glob("/etc/jupyterhub/conf.d/*.py")):
     load_subconfig(_path)  # noqa: F821 - injected by JupyterHub

@@ -243,6 +243,18 @@ def test_data_dir_holds_the_database_and_secret(hub: RunningHub) -> None:
     assert hub.host.file("/srv/jupyterhub/jupyterhub_cookie_secret").mode & 0o077 == 0
 
 
+def test_default_config_keeps_servers_on_hub_restart(hub: RunningHub) -> None:
+    """The image's fixed jupyterhub_config.py, loaded as JupyterHub loads it, sets
+    cleanup_servers = False (a restarted hub must not cancel users' Slurm jobs) and the
+    external proxy; the running hub reads the same file."""
+    shown = json.loads(hub.host.check_output("python -m firecrestspawner.hubconfig show"))
+    assert shown["JupyterHub"]["cleanup_servers"] is False, shown["JupyterHub"]
+    assert shown["JupyterHub"]["spawner_class"] == SPAWNER
+    assert shown["ConfigurableHTTPProxy"]["should_start"] is False
+    cmdline = hub.host.file("/proc/1/cmdline").content_string.split("\0")
+    assert "/etc/jupyterhub/jupyterhub_config.py" in cmdline
+
+
 def test_locked_versions_are_installed(hub: RunningHub) -> None:
     """Every lock entry for this platform is installed at exactly the locked version."""
     host = hub.host
