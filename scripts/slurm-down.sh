@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Stop the local Slurm test cluster started by scripts/slurm-up.sh.
 #
-# Cancels every job still known to Slurm, then stops slurmd, slurmctld and munged
-# by the pids in their pid files. Leaves packages, configuration, the test user and
-# Slurm's state directory in place, so slurm-up.sh starts again quickly. Idempotent.
+# Cancels every job still known to Slurm, then stops slurmd, slurmctld, slurmdbd,
+# MariaDB and munged by the pids in their pid files. Leaves packages, configuration,
+# the test user, the accounting database and Slurm's state directory in place, so
+# slurm-up.sh starts again quickly. Idempotent.
 set -euo pipefail
 
 RUN_DIR=/run/slurm
@@ -44,5 +45,7 @@ fi
 
 stop_daemon slurmd "${RUN_DIR}/slurmd.pid"
 stop_daemon slurmctld "${RUN_DIR}/slurmctld.pid"
+stop_daemon slurmdbd "${RUN_DIR}/slurmdbd.pid"
+stop_daemon MariaDB /run/mysqld/mysqld.pid
 stop_daemon munged /run/munge/munged.pid
 log "stopped"

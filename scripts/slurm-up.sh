@@ -1,27 +1,39 @@
 #!/usr/bin/env bash
 # Start a real single-node Slurm cluster on this host for the test suite.
 #
-# Installs slurmctld, slurmd, the Slurm client commands and munge with apt-get when
-# missing, writes /etc/slurm/slurm.conf for this host (CPUs and memory taken from
-# `slurmd -C`), creates the test user that jobs run as, starts munged, slurmctld and
-# slurmd directly (no systemd needed) and waits, bounded, for the node to be idle.
+# Installs slurmctld, slurmd, slurmdbd, the Slurm client commands, munge and MariaDB
+# (all from Debian) with apt-get when missing, writes /etc/slurm/slurm.conf for this
+# host (CPUs and memory taken from `slurmd -C`) and /etc/slurm/slurmdbd.conf, creates
+# the test user that jobs run as, starts munged, MariaDB, slurmdbd, slurmctld and slurmd
+# directly (no systemd needed), registers the cluster, an account and the test user in
+# the accounting database, and waits, bounded, for the node to be idle.
 #
-# Idempotent: running it again with everything up only re-checks the state. When the
-# generated configuration changed, the Slurm daemons are restarted with it.
-# Must run as root. Stop everything with scripts/slurm-down.sh.
+# Accounting goes through slurmdbd (AccountingStorageType=accounting_storage/slurmdbd),
+# as FirecREST requires: it answers job queries from sacct merged with squeue.
+#
+# Idempotent: running it again with everything up only re-checks the state (no
+# restart). When the generated configuration changed, the daemons that read it are
+# restarted with it (running jobs survive: slurmctld keeps its state, slurmstepd its
+# jobs). Must run as root. Stop everything with scripts/slurm-down.sh.
 #
 # Environment knobs (all optional):
 #   F7T_SLURM_USER   test user jobs run as        (default f7tuser)
 #   F7T_SLURM_UID    its uid/gid                   (default 2001)
 #   F7T_SLURM_WAIT   seconds to wait for the node  (default 90)
+#   F7T_SLURM_ACCOUNT the test user's Slurm account (default f7t4jhub)
 set -euo pipefail
 
 JOB_USER="${F7T_SLURM_USER:-f7tuser}"
 JOB_UID="${F7T_SLURM_UID:-2001}"
 WAIT_SECONDS="${F7T_SLURM_WAIT:-90}"
+JOB_ACCOUNT="${F7T_SLURM_ACCOUNT:-f7t4jhub}"
+CLUSTER=f7t
 
 CONF_DIR=/etc/slurm
 CONF="${CONF_DIR}/slurm.conf"
+DBD_CONF="${CONF_DIR}/slurmdbd.conf"
+DB_NAME=slurm_acct_db
+DB_SOCKET=/run/mysqld/mysqld.sock
 RUN_DIR=/run/slurm
 LOG_DIR=/var/log/slurm
 STATE_DIR=/var/lib/slurm
@@ -38,8 +50,10 @@ install_packages() {
     command -v slurmd >/dev/null || missing+=(slurmd)
     command -v sbatch >/dev/null || missing+=(slurm-client)
     command -v munged >/dev/null || missing+=(munge)
+    command -v slurmdbd >/dev/null || missing+=(slurmdbd)
+    command -v mariadbd >/dev/null || missing+=(mariadb-server)
     if ((${#missing[@]} == 0)); then
-        log "packages present: $(dpkg-query -W -f='${Package} ${Version}  ' slurmctld slurmd munge 2>/dev/null)"
+        log "packages present: $(dpkg-query -W -f='${Package} ${Version}  ' slurmctld slurmd slurmdbd munge mariadb-server 2>/dev/null)"
         return
     fi
     log "installing ${missing[*]} with apt-get"
@@ -93,6 +107,125 @@ start_munge() {
     die "munge credentials do not round-trip (munge -n | unmunge); see /var/log/munge/munged.log"
 }
 
+# --- MariaDB and slurmdbd ------------------------------------------------------------
+db() {  # db SQL -> run SQL as the database's root (unix socket authentication)
+    # on stdin, not in argv: the SQL carries the slurm user's password
+    mariadb --protocol=socket --socket="$DB_SOCKET" -u root -N -B <<<"$1"
+}
+
+db_alive() {
+    mariadb-admin --protocol=socket --socket="$DB_SOCKET" ping >/dev/null 2>&1
+}
+
+start_mariadb() {
+    install -d -o mysql -g mysql -m 0755 /run/mysqld
+    install -d -o mysql -g adm -m 0750 /var/log/mysql
+    if db_alive; then
+        log "MariaDB already running"
+        return
+    fi
+    if [[ ! -d /var/lib/mysql/mysql ]]; then
+        log "initialising the MariaDB data directory"
+        mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null \
+            || die "mariadb-install-db failed"
+    fi
+    log "starting MariaDB (unix socket only, no TCP)"
+    # mariadbd does not daemonise itself: detach it into a session of its own.
+    setsid -f /usr/sbin/mariadbd --user=mysql --skip-networking --socket="$DB_SOCKET" \
+        --pid-file=/run/mysqld/mysqld.pid --log-error=/var/log/mysql/error.log \
+        </dev/null >/dev/null 2>&1 || die "mariadbd did not start; see /var/log/mysql/error.log"
+    local i
+    for ((i = 0; i < 60; i++)); do
+        db_alive && return
+        sleep 0.5
+    done
+    tail -n 20 /var/log/mysql/error.log >&2 || true
+    die "MariaDB did not answer on ${DB_SOCKET} within 30 s; see /var/log/mysql/error.log"
+}
+
+db_password() {  # the slurm database user's password: kept from slurmdbd.conf, else new
+    local pass=""
+    if [[ -f "$DBD_CONF" ]]; then
+        pass="$(sed -n 's/^StoragePass=//p' "$DBD_CONF" | head -n 1)"
+    fi
+    [[ -n "$pass" ]] || pass="$(od -An -N18 -tx1 /dev/urandom | tr -d ' \n')"
+    printf '%s' "$pass"
+}
+
+write_dbd_config() {  # write_dbd_config PASSWORD; prints "changed" when (re)written
+    local tmp
+    tmp="$(mktemp)"
+    cat >"$tmp" <<EOF
+# Written by scripts/slurm-up.sh (f7t4jhub test cluster). Changes are overwritten.
+AuthType=auth/munge
+DbdHost=localhost
+DbdAddr=127.0.0.1
+SlurmUser=slurm
+PidFile=${RUN_DIR}/slurmdbd.pid
+LogFile=${LOG_DIR}/slurmdbd.log
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StorageLoc=${DB_NAME}
+StorageUser=slurm
+StoragePass=$1
+EOF
+    if [[ -f "$DBD_CONF" ]] && cmp -s "$tmp" "$DBD_CONF"; then
+        rm -f "$tmp"
+        return
+    fi
+    install -d -m 0755 "$CONF_DIR"
+    # slurmdbd refuses a configuration file others can read (it holds the password)
+    install -o slurm -g slurm -m 0600 "$tmp" "$DBD_CONF"
+    rm -f "$tmp"
+    echo changed
+}
+
+setup_database() {  # setup_database PASSWORD: database and user for slurmdbd (idempotent)
+    db "CREATE DATABASE IF NOT EXISTS ${DB_NAME};
+        CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$1';
+        ALTER USER 'slurm'@'localhost' IDENTIFIED BY '$1';
+        GRANT ALL ON ${DB_NAME}.* TO 'slurm'@'localhost';" \
+        || die "could not create the ${DB_NAME} database and its user; see /var/log/mysql/error.log"
+}
+
+start_slurmdbd() {  # start_slurmdbd CHANGED: (re)start when its configuration changed
+    local i
+    install -d -o slurm -g slurm -m 0755 "$RUN_DIR" "$LOG_DIR"
+    if [[ "$1" == changed ]]; then
+        stop_daemon slurmdbd "${RUN_DIR}/slurmdbd.pid"
+    fi
+    if pid_alive "${RUN_DIR}/slurmdbd.pid"; then
+        log "slurmdbd already running (pid $(cat "${RUN_DIR}/slurmdbd.pid"))"
+    else
+        log "starting slurmdbd"
+        /usr/sbin/slurmdbd || die "slurmdbd did not start; see ${LOG_DIR}/slurmdbd.log"
+    fi
+    for ((i = 0; i < 60; i++)); do
+        timeout 10 sacctmgr -n -P show cluster format=cluster >/dev/null 2>&1 && return
+        sleep 0.5
+    done
+    tail -n 20 "${LOG_DIR}/slurmdbd.log" >&2 || true
+    die "slurmdbd does not answer sacctmgr within 30 s; see ${LOG_DIR}/slurmdbd.log"
+}
+
+register_accounting() {  # the cluster, the test account and user (each added only once)
+    if ! sacctmgr -n -P show cluster format=cluster | grep -qx "$CLUSTER"; then
+        log "registering cluster ${CLUSTER} with slurmdbd"
+        sacctmgr -i add cluster "$CLUSTER" >/dev/null || die "sacctmgr add cluster ${CLUSTER} failed"
+    fi
+    if ! sacctmgr -n -P show account format=account | grep -qx "$JOB_ACCOUNT"; then
+        log "adding account ${JOB_ACCOUNT}"
+        sacctmgr -i add account "$JOB_ACCOUNT" cluster="$CLUSTER" \
+            description="f7t4jhub tests" organization=f7t4jhub >/dev/null \
+            || die "sacctmgr add account ${JOB_ACCOUNT} failed"
+    fi
+    if ! sacctmgr -n -P show user format=user | grep -qx "$JOB_USER"; then
+        log "adding user ${JOB_USER} to account ${JOB_ACCOUNT}"
+        sacctmgr -i add user "$JOB_USER" account="$JOB_ACCOUNT" cluster="$CLUSTER" >/dev/null \
+            || die "sacctmgr add user ${JOB_USER} failed"
+    fi
+}
+
 # --- slurm.conf -----------------------------------------------------------------
 write_config() {  # prints "changed" when the file was (re)written
     local node_line node_name
@@ -103,7 +236,7 @@ write_config() {  # prints "changed" when the file was (re)written
     tmp="$(mktemp)"
     cat >"$tmp" <<EOF
 # Written by scripts/slurm-up.sh (f7t4jhub test cluster). Changes are overwritten.
-ClusterName=f7t
+ClusterName=${CLUSTER}
 SlurmctldHost=${node_name}(127.0.0.1)
 SlurmUser=slurm
 AuthType=auth/munge
@@ -122,8 +255,10 @@ SlurmdSpoolDir=${STATE_DIR}/slurmd
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
-# No accounting database: finished jobs stay visible to scontrol for MinJobAge seconds.
-AccountingStorageType=accounting_storage/none
+# Accounting through slurmdbd (MariaDB), as FirecREST requires for its sacct queries.
+# Finished jobs also stay visible to scontrol/squeue for MinJobAge seconds.
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 MinJobAge=3600
@@ -208,9 +343,17 @@ main() {
     install_packages
     ensure_user
     start_munge
-    local changed
+    start_mariadb
+    local password dbd_changed changed
+    password="$(db_password)"
+    setup_database "$password"
+    dbd_changed="$(write_dbd_config "$password")"
+    [[ "$dbd_changed" == changed ]] && log "wrote ${DBD_CONF}"
+    # slurm.conf first: sacctmgr finds slurmdbd through it (the daemons reload it below)
     changed="$(write_config)"
     [[ "$changed" == changed ]] && log "wrote ${CONF}"
+    start_slurmdbd "$dbd_changed"
+    register_accounting
     start_slurm "$changed"
     wait_idle
     log "ready: $(sinfo --version)"
