@@ -81,6 +81,14 @@ def tests(session: nox.Session, jupyterhub: str) -> None:
     session.run("pytest", *(session.posargs or JUPYTERHUB_SUITES[jupyterhub]))
 
 
+@nox.session(name="chart", python=PYTHON)
+def chart(session: nox.Session) -> None:
+    """Helm chart: lint, render, Kubernetes schemas; its pods run with the real hub and chp images."""
+    session.install(*TEST_DEPS)
+    session.install("-e", ".[hub]")
+    session.run("pytest", "tests/chart", *session.posargs)
+
+
 @nox.session(name="check-recipes", python=PYTHON)
 def check_recipes(session: nox.Session) -> None:
     """Validate the uenv recipe with Stackinator and launch JupyterLab from uenv and native installs."""
