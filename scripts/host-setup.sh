@@ -4,6 +4,7 @@
 #   - debootstrap (stand-in base images when no registry can be reached),
 #   - a local single-node Slurm cluster for the end-to-end tests (scripts/slurm-up.sh),
 #   - Node.js/npm on the host (configurable-http-proxy for the end-to-end hub),
+#   - helm, built with `go install` (scripts/install-helm.sh; needs Go),
 #   - nox and uv in a tools venv, linked into /usr/local/bin.
 # Idempotent: re-running only starts what is not running.
 set -euo pipefail
@@ -45,6 +46,9 @@ bash "$here/install-docker.sh"
 
 step "Slurm (local single-node cluster)"
 bash "$here/slurm-up.sh"
+
+step "helm (Helm chart tests; go install, version from catalogue.toml)"
+bash "$here/install-helm.sh"
 
 step "nox and uv (tools venv: $tools)"
 if [ ! -x "$tools/bin/nox" ] || [ ! -x "$tools/bin/uv" ]; then
