@@ -96,12 +96,14 @@ def api() -> Iterator[SecretsApi]:
 
 
 def run_hook(api: SecretsApi, tmp_path: Path, name: str = "rel-f7t4jhub-hub-secrets",
-             labels: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+             labels: dict[str, str] | None = None,
+             annotations: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     token = tmp_path / "token"
     token.write_text("test-token\n")
     env = {
         "SECRET_NAME": name,
         "SECRET_LABELS": json.dumps(labels or {}),
+        "SECRET_ANNOTATIONS": json.dumps(annotations or {}),
         "F7T_K8S_API": f"http://127.0.0.1:{api.server_address[1]}",
         "F7T_K8S_TOKEN_FILE": str(token),
         "F7T_K8S_NAMESPACE": "jhub",
@@ -116,15 +118,17 @@ def values_of(api: SecretsApi, name: str = "rel-f7t4jhub-hub-secrets") -> dict[s
 
 
 def test_creates_once_then_never_changes_a_value(api: SecretsApi, tmp_path: Path) -> None:
-    first = run_hook(api, tmp_path, labels={"app.kubernetes.io/instance": "rel"})
+    first = run_hook(api, tmp_path, labels={"f7t4jhub/release": "rel"},
+                     annotations={"argocd.argoproj.io/sync-options": "Prune=false"})
     assert first.returncode == 0, first.stderr
     assert "created Secret rel-f7t4jhub-hub-secrets" in first.stdout
     created = values_of(api)
     assert set(created) == {"proxy-auth-token", "cookie-secret", "crypt-key"}
     assert all(re.fullmatch(r"[0-9a-f]{64}", v) for v in created.values())
     assert len(set(created.values())) == 3
-    assert api.secrets["rel-f7t4jhub-hub-secrets"]["metadata"]["labels"] == {
-        "app.kubernetes.io/instance": "rel"}
+    metadata = api.secrets["rel-f7t4jhub-hub-secrets"]["metadata"]
+    assert metadata["labels"] == {"f7t4jhub/release": "rel"}
+    assert metadata["annotations"] == {"argocd.argoproj.io/sync-options": "Prune=false"}
     # An upgrade / ArgoCD re-sync runs the hook again: same values.
     for _ in range(2):
         again = run_hook(api, tmp_path)
@@ -164,4 +168,9 @@ def test_the_rendered_role_allows_exactly_what_the_script_does() -> None:
     job = find(docs, "Job")
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["SECRET_NAME"] == secret
-    assert json.loads(env["SECRET_LABELS"])["app.kubernetes.io/instance"] == "rel"
+    labels = json.loads(env["SECRET_LABELS"])
+    # ArgoCD's label tracking must not claim (and prune) a Secret that is in no manifest.
+    assert "app.kubernetes.io/instance" not in labels and labels["f7t4jhub/release"] == "rel"
+    annotations = json.loads(env["SECRET_ANNOTATIONS"])
+    assert annotations["argocd.argoproj.io/sync-options"] == "Prune=false"
+    assert annotations["argocd.argoproj.io/compare-options"] == "IgnoreExtraneous"

@@ -169,10 +169,22 @@ def test_missing_site_values_are_named(tmp_path: Path, drop: str, message: str) 
 def test_rendered_hub_config_is_accepted_by_the_hub_side_check(
     rendered: dict[str, Any], tmp_path: Path
 ) -> None:
+    """Validated and applied as the hub applies it: the spawner built from it passes its
+    own settings check (e.g. default partition among the allowed ones)."""
+    from traitlets.config import Config
+
+    for name in ("proxy-auth-token", "cookie-secret", "crypt-key"):
+        (tmp_path / name).write_text("ab" * 32)
+    (tmp_path / "oauth-client-id").write_text("jupyterhub")
+    (tmp_path / "oauth-client-secret").write_text("from-a-file")
+    secrets = hubconfig.read_secrets(tmp_path)
     for name, docs in rendered.items():
         text = find(docs, "ConfigMap", "-hub-config")["data"]["hub.yaml"]
         data = yaml.safe_load(text)
         hubconfig.validate(data, f"{name}: hub.yaml")
+        config = Config()
+        hubconfig.apply(config, data, secrets)
+        assert config.FirecRESTSpawner.system == data["spawner"]["system"], name
         assert "client_secret" not in text and "not-a-real-secret" not in text
 
 
@@ -232,6 +244,7 @@ def test_hub_database_is_on_a_kept_volume(rendered: dict[str, Any]) -> None:
     docs = rendered["minimal.yaml"]
     pvc = find(docs, "PersistentVolumeClaim")
     assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert pvc["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Delete=false"
     spec = _pod(docs, "hub")["spec"]
     (data,) = [v for v in spec["volumes"] if v["name"] == "data"]
     assert data["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]

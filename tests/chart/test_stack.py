@@ -244,7 +244,8 @@ def test_rendered_pods_run_the_real_images(tmp_path: Path, secrets_api: SecretsA
     job_env = {e["name"]: e["value"] for e in
                find(docs, "Job")["spec"]["template"]["spec"]["containers"][0]["env"]}
     hook = run_hook(secrets_api, tmp_path, name=job_env["SECRET_NAME"],
-                    labels=json.loads(job_env["SECRET_LABELS"]))
+                    labels=json.loads(job_env["SECRET_LABELS"]),
+                    annotations=json.loads(job_env["SECRET_ANNOTATIONS"]))
     assert hook.returncode == 0, hook.stderr
     generated = {name: s["data"] for name, s in secrets_api.secrets.items()}
 

@@ -6,7 +6,8 @@ adds only the keys it lacks (random, hex): proxy-auth-token, cookie-secret, cryp
 The values are never in the chart's rendered manifests, so `helm upgrade`, `helm
 template` and ArgoCD re-syncs keep them.
 
-Environment: SECRET_NAME; SECRET_LABELS (JSON object, labels of a created Secret);
+Environment: SECRET_NAME; SECRET_LABELS and SECRET_ANNOTATIONS (JSON objects, metadata
+of a created Secret);
 KUBERNETES_SERVICE_HOST/PORT and the pod's service account (token, CA, namespace), or,
 for tests, F7T_K8S_API (base URL), F7T_K8S_TOKEN_FILE, F7T_K8S_NAMESPACE.
 """
@@ -71,13 +72,16 @@ def generate(names: list[str]) -> dict[str, str]:
     return {n: base64.b64encode(secrets.token_hex(KEYS[n]).encode()).decode() for n in names}
 
 
-def ensure(api: Api, name: str, labels: dict[str, str]) -> str:
+def ensure(api: Api, name: str, labels: dict[str, str],
+           annotations: dict[str, str] | None = None) -> str:
     """Create or complete the Secret; what was done, as a sentence."""
     for _attempt in range(5):
         status, found = api.call("GET", f"/{name}")
         if status == 404:
             body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                    "metadata": {"name": name, "labels": labels}, "data": generate(list(KEYS))}
+                    "metadata": {"name": name, "labels": labels,
+                                 "annotations": annotations or {}},
+                    "data": generate(list(KEYS))}
             status, answer = api.call("POST", "", body)
             if status == 201:
                 return f"created Secret {name} with {', '.join(KEYS)}"
@@ -103,7 +107,8 @@ def ensure(api: Api, name: str, labels: dict[str, str]) -> str:
 def main() -> int:
     name = os.environ["SECRET_NAME"]
     labels = json.loads(os.environ.get("SECRET_LABELS", "{}"))
-    print(f"ensure-secrets: {ensure(Api(), name, labels)}")
+    annotations = json.loads(os.environ.get("SECRET_ANNOTATIONS", "{}"))
+    print(f"ensure-secrets: {ensure(Api(), name, labels, annotations)}")
     return 0
 
 
