@@ -370,6 +370,13 @@ def test_generated_secrets_never_appear_in_renders_and_upgrades_keep_them() -> N
     job = find(docs, "Job")
     hook = job["metadata"]["annotations"]["helm.sh/hook"]
     assert set(hook.split(",")) == {"pre-install", "pre-upgrade"}
+    for doc in docs:  # the Job and what it needs run before everything else, also in ArgoCD
+        if doc["kind"] in ("Job", "Role", "RoleBinding", "ServiceAccount") or doc[
+                "metadata"]["name"].endswith("-secrets") and doc["kind"] == "ConfigMap":
+            annotations = doc["metadata"]["annotations"]
+            assert annotations["argocd.argoproj.io/hook"] == "PreSync", doc["kind"]
+            assert (annotations["argocd.argoproj.io/sync-wave"]
+                    == annotations["helm.sh/hook-weight"])
     values = "\n".join(line for line in first.splitlines() if "checksum/" not in line)
     assert not re.search(r"\b[0-9a-f]{64}\b", values), "a generated-looking value is rendered"
     existing = render("minimal.yaml", "existing-secrets.yaml")
