@@ -32,4 +32,4 @@ GOBIN=/usr/local/bin GOFLAGS=-mod=mod "$go" install -ldflags "\
 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 \
 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$kube_minor" \
   "helm.sh/helm/v3/cmd/helm@$version"
-helm version --template '{{.Version}}{{"\n"}}'
+/usr/local/bin/helm version --template '{{.Version}}{{"\n"}}'
