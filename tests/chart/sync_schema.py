@@ -32,7 +32,7 @@ def synced() -> str:
 
 def main() -> int:
     text = synced()
-    if VALUES_SCHEMA.read_text() == text:
+    if json.loads(VALUES_SCHEMA.read_text()) == json.loads(text):
         print(f"{VALUES_SCHEMA}: already in step")
     else:
         VALUES_SCHEMA.write_text(text)

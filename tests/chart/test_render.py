@@ -191,7 +191,8 @@ def test_rendered_hub_config_is_accepted_by_the_hub_side_check(
 def test_chart_schema_carries_the_hub_config_schema() -> None:
     from tests.chart import sync_schema
 
-    assert (CHART / "values.schema.json").read_text() == sync_schema.synced(), (
+    current = json.loads((CHART / "values.schema.json").read_text())
+    assert current == json.loads(sync_schema.synced()), (
         "chart/f7t4jhub/values.schema.json hub.config differs from "
         "firecrestspawner/hubconfig.schema.json: run python -m tests.chart.sync_schema")
 
