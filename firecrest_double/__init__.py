@@ -48,6 +48,7 @@ from .auth import AuthError, TokenVerifier
 from .faults import Fault, Faults
 from .idp import IdentityProvider
 from .scheduler import (
+    AccountingError,
     JobNotFound,
     JobSubmission,
     Scheduler,
@@ -60,7 +61,7 @@ from .simulated import Outcome, SimJob, SimulatedScheduler
 from .spec import OpenAPISpec, ResponseViolation, Violation, load_spec
 
 __all__ = [
-    "APP_VERSION", "AuthError", "Fault", "Faults", "FileSystemConfig", "FirecrestDouble",
+    "APP_VERSION", "AccountingError", "AuthError", "Fault", "Faults", "FileSystemConfig", "FirecrestDouble",
     "IdentityProvider", "JobNotFound", "JobSubmission", "OpenAPISpec", "Outcome",
     "RequestRecord", "ResponseViolation", "Scheduler", "SchedulerError", "SimJob",
     "SimulatedScheduler", "TokenVerifier", "UserInfo", "Violation", "apply_export",

@@ -1,11 +1,14 @@
 """Bearer-token checks of the double, as the real FirecREST v2 (2.5.6) performs them.
 
 Tokens are RS256 JWTs verified against the identity provider's JWKS, fetched over
-HTTP from ``jwks_url`` and cached (re-fetched when a token names an unknown ``kid``,
-at most once per ``refetch_interval``). Outcomes, from the measured notes:
+HTTP from ``jwks_url`` **once, when the server starts** (:meth:`TokenVerifier.load`),
+never again — not even for an unknown ``kid``: a key rotation at the provider, or a
+provider unreachable at start-up, makes every token fail with 401 ``Token's public
+key not found.`` until FirecREST is restarted (``FirecrestDouble.reload_jwks``).
+Outcomes, from the measured notes:
 
-* no/malformed ``Authorization`` header, bad signature, no ``kid``, unknown ``kid``,
-  expired token → 401;
+* no/malformed ``Authorization`` header, bad signature, no ``kid``, expired token → 401;
+* a ``kid`` the JWKS loaded at start did not have → 401 ``Token's public key not found.``;
 * fewer than 30 s of validity left → 401 ``Access token expires too soon``;
 * no ``preferred_username`` → 400;
 * ``email`` without ``given_name`` → 500 (the real server's validation error).
@@ -14,6 +17,7 @@ at most once per ``refetch_interval``). Outcomes, from the measured notes:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +25,11 @@ from typing import Any
 import aiohttp
 import jwt
 
+log = logging.getLogger("firecrest_double")
+
 MIN_VALIDITY_S = 30
+#: FirecREST's answer to a token whose ``kid`` was not in the JWKS it loaded at start.
+KEY_NOT_FOUND = "Token's public key not found."
 
 
 class AuthError(Exception):
@@ -42,30 +50,43 @@ class Identity:
 
 
 class TokenVerifier:
-    """Verifies bearer tokens against a JWKS URL."""
+    """Verifies bearer tokens against the keys of a JWKS URL, loaded by :meth:`load`."""
 
-    def __init__(self, jwks_url: str, refetch_interval: float = 1.0,
-                 min_validity_s: float = MIN_VALIDITY_S) -> None:
+    def __init__(self, jwks_url: str, min_validity_s: float = MIN_VALIDITY_S) -> None:
         self.jwks_url = jwks_url
-        self.refetch_interval = refetch_interval
         self.min_validity_s = min_validity_s
         self._keys: dict[str, Any] = {}
-        self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
-        #: How many times the JWKS was fetched.
+        #: How many times the JWKS was fetched (once per start or reload).
         self.fetches = 0
+        #: Why the last fetch failed (None: it worked), for logs and tests.
+        self.load_error: str | None = None
 
-    async def _refresh_keys(self) -> None:
+    @property
+    def keys(self) -> dict[str, Any]:
+        """The keys by ``kid`` loaded by the last successful :meth:`load`."""
+        return dict(self._keys)
+
+    async def load(self) -> None:
+        """Fetch the JWKS (at start-up, or on a simulated restart).
+
+        A failure is logged and remembered, not raised: FirecREST starts anyway, and
+        then refuses every token with 401 ``Token's public key not found.``."""
         async with self._lock:
-            if time.monotonic() - self._fetched_at < self.refetch_interval and self._keys:
-                return
-            timeout = aiohttp.ClientTimeout(total=5)
-            async with aiohttp.ClientSession(timeout=timeout) as s, s.get(self.jwks_url) as r:
-                r.raise_for_status()
-                data = await r.json()
-            self._keys = {k["kid"]: jwt.PyJWK(k).key for k in data.get("keys", []) if "kid" in k}
-            self._fetched_at = time.monotonic()
             self.fetches += 1
+            timeout = aiohttp.ClientTimeout(total=5)
+            try:
+                async with aiohttp.ClientSession(timeout=timeout) as s, \
+                        s.get(self.jwks_url) as r:
+                    r.raise_for_status()
+                    data = await r.json()
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
+                self.load_error = f"cannot fetch the JWKS from {self.jwks_url}: {e!r}"
+                log.error("FirecREST double: %s; every token will be refused with 401 %r "
+                          "until reload_jwks()", self.load_error, KEY_NOT_FOUND)
+                return
+            self._keys = {k["kid"]: jwt.PyJWK(k).key for k in data.get("keys", []) if "kid" in k}
+            self.load_error = None
 
     async def verify(self, authorization: str | None) -> Identity:
         """Check an ``Authorization`` header value; raise :class:`AuthError` if refused."""
@@ -84,14 +105,9 @@ class TokenVerifier:
             raise AuthError(401, "Invalid token: header has no 'kid'")
         if header.get("alg") != "RS256":
             raise AuthError(401, f"Invalid token: algorithm {header.get('alg')!r} is not RS256")
-        if kid not in self._keys:
-            try:
-                await self._refresh_keys()
-            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
-                raise AuthError(500, f"Cannot fetch JWKS from {self.jwks_url}: {e}") from None
         key = self._keys.get(kid)
         if key is None:
-            raise AuthError(401, f"Invalid token: unknown key id (kid) {kid!r}")
+            raise AuthError(401, KEY_NOT_FOUND)
         try:
             claims = jwt.decode(token, key, algorithms=["RS256"],
                                 options={"verify_aud": False, "require": ["exp"]})

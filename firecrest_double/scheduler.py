@@ -31,6 +31,19 @@ class JobNotFound(Exception):
     """No job with this id → HTTP 404 ``Job not found.``."""
 
 
+class AccountingError(Exception):
+    """Slurm accounting is off or slurmdbd does not answer → HTTP 500 with this message.
+
+    FirecREST's job queries run ``sacct`` (merged with ``squeue``): without
+    ``accounting_storage/slurmdbd`` every job query and ``userinfo`` answer 500
+    ``Only 'accounting_storage/slurmdbd' is supported``; when slurmdbd stops, every job
+    query answers 500 (``Problem talking to the database``) until it is back."""
+
+    NOT_CONFIGURED = "Only 'accounting_storage/slurmdbd' is supported"
+    DATABASE_DOWN = ("Unexpected Slurm command response. exit_status:1 std_err:sacct: error: "
+                     "Problem talking to the database: Connection refused")
+
+
 @dataclass(frozen=True)
 class UserInfo:
     """POSIX identity of a user on the cluster."""
@@ -146,8 +159,9 @@ def apply_export(env: Mapping[str, str] | Sequence[str] | None,
 
     * a value containing a comma is cut at its first comma (the rest becomes an
       ``--export`` token without ``=``, which only re-exports an existing name);
-    * a lone single quote ends the quoted word: the text from that quote on (the rest
-      of that value and every later variable) never reaches the job;
+    * a lone single quote: that variable swallows the rest of the export string
+      (``V="it's"`` then ``AFTER=v`` gives ``V="it's,AFTER=v"``); every later variable
+      is lost;
     * anything else (spaces, ``;``, ``$HOME``, backticks, newlines, backslashes,
       UTF-8, double quotes) arrives exactly.
 
@@ -155,10 +169,11 @@ def apply_export(env: Mapping[str, str] | Sequence[str] | None,
     """
     joined = export_string(env)
     quote = joined.find("'")
-    if quote >= 0:
-        joined = joined[:quote]
+    head, tail = (joined, "") if quote < 0 else (joined[:quote], joined[quote:])
+    tokens = head.split(",")
+    tokens[-1] += tail  # the token holding the quote runs to the end of the string
     result = dict(login_env)
-    for token in joined.split(","):
+    for token in tokens:
         name, eq, value = token.partition("=")
         if eq and _NAME.match(name):
             result[name] = value

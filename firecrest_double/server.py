@@ -30,7 +30,7 @@ from aiohttp import web
 from .auth import AuthError, Identity, TokenVerifier
 from .faults import Faults
 from .idp import IdentityProvider
-from .scheduler import JobNotFound, JobSubmission, Scheduler, SchedulerError
+from .scheduler import AccountingError, JobNotFound, JobSubmission, Scheduler, SchedulerError
 from .simulated import SimulatedScheduler
 from .spec import OpenAPISpec, Operation, Violation, load_spec
 
@@ -182,6 +182,8 @@ class FirecrestDouble:
         if self._owns_idp:
             await self.idp.start(self.host)
         self._verifier = TokenVerifier(self.idp.url + "/jwks")
+        # As FirecREST: the JWKS is fetched once, at start-up, and never again.
+        await self._verifier.load()
         if self._fs_arg is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="f7t-double-fs-")
             self.filesystems = [FileSystemConfig(self._tmp.name, "users", True)]
@@ -198,6 +200,13 @@ class FirecrestDouble:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://{self.host}:{port}"
         return self
+
+    async def reload_jwks(self) -> int:
+        """Fetch the identity provider's JWKS again, as a FirecREST restart would (the
+        real server never refetches on its own); returns how many keys it now knows."""
+        assert self._verifier is not None, "start() the double first"
+        await self._verifier.load()
+        return len(self._verifier.keys)
 
     async def stop(self) -> None:
         """Stop serving, stop the schedulers (killing job processes) and the IdP."""
@@ -389,7 +398,7 @@ class FirecrestDouble:
         name = ctx.params["system_name"]
         sched = self.schedulers.get(name)
         if sched is None:
-            raise _Reply(404, f"System '{name}' does not exist.")
+            raise _Reply(404, "System not found")
         return sched
 
     def _user(self, ctx: _Ctx) -> str:
@@ -443,7 +452,11 @@ class FirecrestDouble:
         return 200, {"healthcheckRuns": {}, "lastUpdate": int(time.time() * 1000)}
 
     async def _userinfo(self, ctx: _Ctx) -> tuple[int, Any]:
-        return 200, self._sched(ctx).userinfo(self._user(ctx)).as_response()
+        sched = self._sched(ctx)
+        try:
+            return 200, sched.userinfo(self._user(ctx)).as_response()
+        except AccountingError as e:
+            raise _Reply(500, str(e)) from None
 
     async def _optional(self, ctx: _Ctx, method: str, key: str) -> tuple[int, Any]:
         sched = self._sched(ctx)
@@ -474,8 +487,11 @@ class FirecrestDouble:
 
     async def _jobs(self, ctx: _Ctx) -> tuple[int, Any]:
         sched = self._sched(ctx)
-        jobs = await sched.jobs(self._user(ctx), None, bool(ctx.params.get("allusers")),
-                                ctx.params.get("account"))
+        try:
+            jobs = await sched.jobs(self._user(ctx), None, bool(ctx.params.get("allusers")),
+                                    ctx.params.get("account"))
+        except AccountingError as e:
+            raise _Reply(500, str(e)) from None
         return 200, {"jobs": jobs}
 
     async def _job(self, ctx: _Ctx) -> tuple[int, Any]:
@@ -484,6 +500,8 @@ class FirecrestDouble:
             return 200, {"jobs": await sched.jobs(self._user(ctx), ctx.params["job_id"])}
         except JobNotFound:
             raise _Reply(404, "Job not found.") from None
+        except AccountingError as e:
+            raise _Reply(500, str(e)) from None
 
     async def _metadata(self, ctx: _Ctx) -> tuple[int, Any]:
         sched = self._sched(ctx)

@@ -11,6 +11,21 @@ The queue delay is a number of seconds or a callable ``(submission, index) -> fl
 job runs is an :class:`Outcome`: the default one, or the next one queued with
 :meth:`SimulatedScheduler.script`.
 
+As the real FirecREST in front of Slurm with accounting (``firecrest-v2-notes.md``,
+"More behaviours"), job answers are sacct merged with squeue:
+
+* RUNNING shows ``running_lag`` seconds (default 0.3) **after** the job really started
+  (its script runs, its launcher may already call back) — until then the job is still
+  reported PENDING, without nodes;
+* with :attr:`SimulatedScheduler.accounting` ``"none"`` every job query and ``userinfo``
+  answer 500 ``Only 'accounting_storage/slurmdbd' is supported``; with ``"down"``
+  (slurmdbd stopped) every job query answers 500 ``Problem talking to the database``;
+  submit and cancel still work;
+* RUNNING records carry ``exitCode 0`` and ``interruptSignal 0``; ``time.limit`` is null
+  without a time limit; ``killRequestUser`` is always null; a job cancelled while
+  pending has ``nodes: "None assigned"``, ``allocationNodes`` 0 and keeps its last
+  ``stateReason``; cancelling a finished or unknown job is a 500 with scancel's words.
+
 With ``execute=True`` the batch script really runs when the job becomes RUNNING: as
 a local subprocess (its own session) with the environment ``sbatch --export='ALL,…'``
 would give it (see :func:`~firecrest_double.scheduler.apply_export`) plus the usual
@@ -37,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from .scheduler import (
+    AccountingError,
     JobNotFound,
     JobSubmission,
     SchedulerError,
@@ -48,6 +64,10 @@ from .scheduler import (
 )
 
 QueueDelay = float | Callable[[JobSubmission, int], float]
+#: Accounting states: slurmdbd up, not configured at all, or configured but stopped.
+ACCOUNTING_STATES = ("up", "none", "down")
+#: What FirecREST reports as ``nodes`` of a job cancelled before it got any.
+NONE_ASSIGNED = "None assigned"
 TERMINAL_PREFIXES = ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "NODE_FAIL", "OUT_OF_MEMORY")
 
 
@@ -133,7 +153,12 @@ class SimJob:
     start_time: float | None = None
     end_time: float | None = None
     node: str = ""
+    #: Who cancelled (kept for tests; FirecREST's ``killRequestUser`` is always null).
     kill_user: str | None = None
+    #: ``time.monotonic()`` from which sacct knows the job is RUNNING (None: not running).
+    running_visible_at: float | None = None
+    #: The last reason shown while pending (what sacct keeps after a pending cancel).
+    pending_reason: str = "None"
     priority: int = 0
     process: asyncio.subprocess.Process | None = None
     task: asyncio.Task[None] | None = None
@@ -156,17 +181,33 @@ class SimJob:
         limit = self.time_limit // 60 if self.time_limit else None
         return {"elapsed": elapsed, "start": start, "end": end, "suspended": 0, "limit": limit}
 
+    def lagging(self, now: float | None = None) -> bool:
+        """True while the job runs but sacct does not know it yet (reported PENDING)."""
+        return (self.state == "RUNNING" and self.running_visible_at is not None
+                and (time.monotonic() if now is None else now) < self.running_visible_at)
+
     def as_job_model(self, cluster: str) -> dict[str, Any]:
-        """The ``JobModel`` FirecREST returns for this job."""
-        tasks = []
-        if self.state != "PENDING":
-            tasks.append({"id": f"{self.job_id}.batch", "name": "batch",
-                          "status": self._status(), "time": self._time()})
+        """The ``JobModel`` FirecREST returns for this job (as sacct+squeue show it)."""
+        if self.lagging():
+            status = {"state": "PENDING", "stateReason": self.pending_reason,
+                      "exitCode": None, "interruptSignal": None}
+            times = {"elapsed": 0, "start": 0, "end": 0, "suspended": 0,
+                     "limit": self._time()["limit"]}
+            tasks: list[dict[str, Any]] = []
+            nodes, allocated = "", 0
+        else:
+            status, times = self._status(), self._time()
+            tasks = []
+            if self.state != "PENDING":
+                tasks.append({"id": f"{self.job_id}.batch", "name": "batch",
+                              "status": status, "time": times})
+            nodes = self.node
+            allocated = 1 if self.node and self.node != NONE_ASSIGNED else 0
         return {
-            "jobId": self.job_id, "name": self.name, "status": self._status(), "tasks": tasks,
-            "time": self._time(), "account": self.account, "allocationNodes": 1,
-            "cluster": cluster, "group": self.user.group, "nodes": self.node,
-            "partition": self.partition, "killRequestUser": self.kill_user,
+            "jobId": self.job_id, "name": self.name, "status": status, "tasks": tasks,
+            "time": times, "account": self.account, "allocationNodes": allocated,
+            "cluster": cluster, "group": self.user.group, "nodes": nodes,
+            "partition": self.partition, "killRequestUser": None,
             "user": self.user.name, "workingDirectory": self.working_directory,
             "priority": self.priority,
         }
@@ -199,6 +240,8 @@ class SimulatedScheduler:
         kill_grace: float = 2.0,
         first_job_id: int = 1,
         spool_dir: str | None = None,
+        running_lag: float | Callable[[SimJob], float] = 0.3,
+        accounting: str = "up",
     ) -> None:
         self.system_name = system_name
         self.queue_delay = queue_delay
@@ -215,6 +258,11 @@ class SimulatedScheduler:
                                      [f"nid{i:06d}" for i in range(1, 9)]))
         self.login_env = dict(os.environ if login_env is None else login_env)
         self.kill_grace = kill_grace
+        #: Seconds between a job really RUNNING and FirecREST reporting it (sacct's lag),
+        #: or a callable ``(job) -> seconds``. The notes measured 0.3-0.9 s.
+        self.running_lag = running_lag
+        self._accounting = "up"
+        self.accounting = accounting
         self.jobs_by_id: dict[str, SimJob] = {}
         self._next_id = first_job_id
         self._scripted: deque[Outcome] = deque()
@@ -229,8 +277,34 @@ class SimulatedScheduler:
         """Queue outcomes for the next submissions (first queued → next submitted)."""
         self._scripted.extend(outcomes)
 
+    @property
+    def accounting(self) -> str:
+        """``"up"`` (slurmdbd answers), ``"none"`` (not configured) or ``"down"`` (stopped).
+
+        Set it at any time: the next job query answers accordingly."""
+        return self._accounting
+
+    @accounting.setter
+    def accounting(self, value: str) -> None:
+        if value not in ACCOUNTING_STATES:
+            raise ValueError(f"accounting must be one of {ACCOUNTING_STATES}, got {value!r}")
+        self._accounting = value
+
+    def _check_accounting(self, userinfo: bool = False) -> None:
+        """Raise AccountingError as FirecREST's sacct-based queries do."""
+        if self._accounting == "none":
+            raise AccountingError(AccountingError.NOT_CONFIGURED)
+        if self._accounting == "down" and not userinfo:
+            raise AccountingError(AccountingError.DATABASE_DOWN)
+
     def userinfo(self, user: str) -> UserInfo:
-        """Known users as configured; others get a stable uid from their name."""
+        """Known users as configured; others get a stable uid from their name.
+
+        Raises AccountingError (HTTP 500) when accounting is not configured."""
+        self._check_accounting(userinfo=True)
+        return self._user(user)
+
+    def _user(self, user: str) -> UserInfo:
         info = self.users.get(user)
         if info is None:
             uid = 20000 + zlib.crc32(user.encode()) % 10000
@@ -265,7 +339,7 @@ class SimulatedScheduler:
     # -- Scheduler protocol ------------------------------------------------------------
     async def submit(self, user: str, job: JobSubmission) -> str:
         """sbatch: validate like sbatch would, record the job, start its state machine."""
-        info = self.userinfo(user)
+        info = self._user(user)
         script = job.script
         if script is None:
             path = Path(job.script_path or "")
@@ -345,6 +419,7 @@ class SimulatedScheduler:
     async def jobs(self, user: str, job_id: str | None = None,
                    allusers: bool = False, account: str | None = None) -> list[dict[str, Any]]:
         """JobModel dicts of one job or of the user's (or everybody's) jobs."""
+        self._check_accounting()
         if job_id is not None:
             job = self.jobs_by_id.get(job_id)
             if job is None:
@@ -370,7 +445,7 @@ class SimulatedScheduler:
             raise SchedulerError(
                 f"scancel: error: Kill job error on job id {job_id}: "
                 "Job/step already completing or completed\n")
-        info = self.userinfo(user)
+        info = self._user(user)
         await self._finish_cancelled(job, info.uid, user)
 
     # -- optional status routes -------------------------------------------------------
@@ -418,7 +493,10 @@ class SimulatedScheduler:
             job.task.cancel()
         job.kill_user = user
         was_running = job.start_time is not None
+        if not was_running:
+            job.node = NONE_ASSIGNED
         self._terminal(job, f"CANCELLED by {uid}", 0 if was_running else None,
+                       reason="None" if was_running else job.reason,
                        sig=signal.SIGTERM if was_running else None)
         await self._kill(job)
 
@@ -426,16 +504,18 @@ class SimulatedScheduler:
         o = job.outcome
         if job.queue_delay > self.reason_after and job.reason == "None":
             await asyncio.sleep(self.reason_after)
-            job.reason = o.pending_reason
+            job.reason = job.pending_reason = o.pending_reason
             await asyncio.sleep(job.queue_delay - self.reason_after)
         else:
             await asyncio.sleep(job.queue_delay)
         if o.kind == "never_start":
-            job.reason = o.pending_reason
+            job.reason = job.pending_reason = o.pending_reason
             return
         job.node = self.nodes[job.index % len(self.nodes)]
         job.start_time = time.time()
-        job.exit_code = 0
+        job.exit_code, job.interrupt_signal = 0, 0
+        lag = self.running_lag(job) if callable(self.running_lag) else self.running_lag
+        job.running_visible_at = time.monotonic() + max(0.0, float(lag))
         self._set(job, "RUNNING", "None")
         if self.execute:
             if not os.path.isdir(job.working_directory):
@@ -528,6 +608,9 @@ class SimulatedScheduler:
             try:
                 os.killpg(proc.pid, sig)
             except ProcessLookupError:
+                # the group is gone: reap the script so its exit status is known
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 5.0)
                 return
             try:
                 await asyncio.wait_for(proc.wait(), wait)

@@ -95,14 +95,16 @@ async def test_cancel_semantics(fc: FirecrestDouble, http: aiohttp.ClientSession
     job = await job_info(fc, http, jid)
     uid = fc.scheduler.userinfo("alice").uid
     assert job["status"]["state"] == f"CANCELLED by {uid}"
-    assert job["killRequestUser"] == "alice"
-    # cancelling a finished job, and an unknown job: 500, not 404
-    for target in (jid, "987654"):
+    assert job["killRequestUser"] is None  # always null: the state string names the uid
+    # cancelling a finished job, and an unknown job: 500, not 404, with scancel's words
+    for target, words in ((jid, "already completing or completed"),
+                          ("987654", "Invalid job id specified")):
         async with http.delete(f"{fc.url}{JOBS}/{target}", headers=bearer(fc)) as r:
             assert r.status == 500
             err = await r.json()
         assert set(err) == {"errorType", "message", "causedBy", "data", "user"}
-        assert err["errorType"] == "error" and "scancel: error" in err["message"]
+        assert err["errorType"] == "error" and "Kill job error" in err["message"]
+        assert words in err["message"], err["message"]
         assert err["user"] == "alice" and err["data"] is None
 
 
@@ -112,8 +114,11 @@ async def test_unknown_job_and_unknown_system_404(
         assert r.status == 404 and (await r.json())["message"] == "Job not found."
     async with http.get(f"{fc.url}{JOBS}/424242/metadata", headers=bearer(fc)) as r:
         assert r.status == 404
+    # an unknown system is a different 404: a client must not read it as "job gone"
     async with http.get(f"{fc.url}/compute/nosuch/jobs", headers=bearer(fc)) as r:
-        assert r.status == 404 and "nosuch" in (await r.json())["message"]
+        assert r.status == 404 and (await r.json())["message"] == "System not found"
+    async with http.get(f"{fc.url}/compute/nosuch/jobs/1", headers=bearer(fc)) as r:
+        assert r.status == 404 and (await r.json())["message"] == "System not found"
 
 
 @pytest.mark.parametrize("script, job, needle", [

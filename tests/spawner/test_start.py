@@ -26,6 +26,9 @@ async def _start_and_follow(client: Any, body: Any = None) -> tuple[int, list[di
 async def test_start_reports_progress_and_uses_the_callback(
         make_hub: Any, double: FirecrestDouble, compute: FakeCompute) -> None:
     double.scheduler.queue_delay = 1.0  # long enough to see PENDING with a reason
+    # FirecREST reports RUNNING ~0.3 s late (sacct); without that lag the callback
+    # cannot overtake it and every state shows up in the progress events.
+    double.scheduler.running_lag = 0.0
     app = await make_hub()
     user, client, _ = await login(app, double)
 
