@@ -3,7 +3,8 @@
 ``fc.faults.add("POST /compute/{system_name}/jobs", count=2, status=503)`` makes the
 next two submissions answer 503 (with a spec-conformant error body);
 ``delay=`` holds a request for that many seconds before it is handled normally
-(or before the injected status); ``reset=True`` closes the connection without an
+(or before the injected status; with ``late=True`` the request is handled first and
+only the answer is late: a job submitted whose answer the client never sees); ``reset=True`` closes the connection without an
 answer. ``route`` is the OpenAPI route key (``"METHOD /template"``) or ``"*"``.
 Faults are consumed in the order they were added; each applies to ``count`` requests.
 """
@@ -25,6 +26,7 @@ class Fault:
     reset: bool = False
     message: str = "Injected fault (firecrest double)"
     hits: int = 0
+    late: bool = False
 
 
 class Faults:
@@ -38,13 +40,13 @@ class Faults:
 
     def add(self, route: str = "*", count: int = 1, *, status: int | None = None,
             delay: float = 0.0, reset: bool = False,
-            message: str = "Injected fault (firecrest double)") -> Fault:
+            message: str = "Injected fault (firecrest double)", late: bool = False) -> Fault:
         """Inject a fault for the next ``count`` requests to ``route``."""
         if status is None and not delay and not reset:
             raise ValueError("a fault needs status=, delay= or reset=True")
         if status is not None and not 400 <= status <= 599:
             raise ValueError(f"status must be a 4xx/5xx code, got {status}")
-        fault = Fault(route, count, status, delay, reset, message)
+        fault = Fault(route, count, status, delay, reset, message, late=late)
         with self._lock:
             self._pending.append(fault)
         return fault

@@ -18,6 +18,7 @@ other, so tokens minted here carry both or neither unless a test forces it throu
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 import threading
@@ -31,6 +32,8 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+from .faults import Faults
 
 _DEFAULT: Any = object()
 
@@ -81,6 +84,10 @@ class IdentityProvider:
         #: Rejected token requests: (grant_type, error) pairs.
         self.rejections: list[tuple[str, str]] = []
         self._runner: web.AppRunner | None = None
+        #: Injected token-endpoint faults (route ``"POST /token"``): ``status=`` answers
+        #: that status without granting; ``reset=True`` drops the connection; ``delay=``
+        #: grants first, then answers late (a slow provider that did rotate the token).
+        self.faults = Faults()
 
     # -- keys ------------------------------------------------------------------------
     def rotate_key(self) -> str:
@@ -205,6 +212,22 @@ class IdentityProvider:
         return web.json_response(self.jwks())
 
     async def _token(self, request: web.Request) -> web.Response:
+        fault = self.faults.take("POST /token")
+        if fault is not None and fault.reset:
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=499)
+        if fault is not None and fault.status is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            return self._reject("", "temporarily_unavailable" if fault.status >= 500
+                                else "invalid_grant", fault.message, fault.status)
+        response = await self._grant(request)
+        if fault is not None and fault.delay:
+            await asyncio.sleep(fault.delay)
+        return response
+
+    async def _grant(self, request: web.Request) -> web.Response:
         form = await request.post()
         grant = str(form.get("grant_type", ""))
         client_id = str(form.get("client_id", ""))

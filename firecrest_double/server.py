@@ -312,7 +312,7 @@ class FirecrestDouble:
             if fault is not None:
                 record.fault = ("reset" if fault.reset else
                                 f"status {fault.status}" if fault.status else f"delay {fault.delay}")
-                if fault.delay:
+                if fault.delay and not fault.late:
                     await asyncio.sleep(fault.delay)
                 if fault.reset:
                     # Drop the connection without an answer; aiohttp discards the
@@ -327,6 +327,8 @@ class FirecrestDouble:
                 body = {"detail": "Method Not Allowed" if status == 405 else "Not Found"}
                 return self._respond(None, record, status, body)
             status, body = await self._handle(request, op, raw_params, record)
+            if fault is not None and fault.late:
+                await asyncio.sleep(fault.delay)
             return self._respond(op, record, status, body)
         finally:
             record.duration = time.monotonic() - started

@@ -472,6 +472,25 @@ class SimulatedScheduler:
         await self._kill(job)
         self._terminal(job, state, exit_code)
 
+    async def requeue(self, job_id: str, *, state: str = "PENDING", reason: str = "BeginTime",
+                      run_again_after: float | None = None) -> None:
+        """Put a live job back in the queue, as Slurm does after a node failure or a
+        preemption with requeueing allowed: its processes are killed, it shows ``state``
+        (``PENDING`` or ``REQUEUED``) with ``reason`` and, with ``run_again_after``, runs
+        again (on another node) that many seconds later."""
+        job = self.jobs_by_id[job_id]
+        if job.finished:
+            raise ValueError(f"job {job_id} already ended {job.state}")
+        if job.task and not job.task.done() and job.task is not asyncio.current_task():
+            job.task.cancel()
+        await self._kill(job)
+        job.node, job.start_time, job.exit_code = "", None, None
+        self._set(job, state, reason)
+        if run_again_after is not None:
+            job.queue_delay = run_again_after
+            job.index += 1
+            job.task = asyncio.get_running_loop().create_task(self._lifecycle(job))
+
     # -- internals -------------------------------------------------------------------
     def _set(self, job: SimJob, state: str, reason: str | None = None) -> None:
         job.state = state

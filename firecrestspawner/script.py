@@ -11,7 +11,12 @@ Placeholders:
 
 ``directives``
     The ``#SBATCH`` lines: job name, output, partition, account, reservation,
-    nodes, time, GPUs, then the site's extra directives.
+    nodes, time, GPUs, ``--no-requeue`` (unless the site allows requeueing), then
+    the site's extra directives.
+
+The job's environment (``FIRECRESTSPAWNER_ENV`` with the server's API token) is
+exported by lines inserted after the leading comments and directives: it travels in
+the script body, which FirecREST hands to sbatch on stdin, never in ``--export``.
 ``setup``
     The site's setup lines (``FirecRESTSpawner.script_setup``), verbatim.
 ``venv``, ``uenv``, ``uenv_view``, ``container_image``
@@ -110,6 +115,38 @@ class ScriptContext:
     extra_directives: list[str] = field(default_factory=list)
     container_engine: str = "edf"
     container_args: list[str] = field(default_factory=list)
+    #: Let Slurm requeue the job (False: ``--no-requeue``, the default).
+    requeue: bool = False
+    #: ``NAME=value`` lines exported at the top of the script body (the job's
+    #: environment with its secrets: the body reaches sbatch on stdin, never on a
+    #: command line). Values must be shell-safe words (see :func:`env_block`).
+    env: dict[str, str] = field(default_factory=dict)
+
+
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9_./:@%+,=-]*\Z")
+
+
+def env_block(env: dict[str, str]) -> str:
+    """``export NAME=value`` lines for ``env`` (values shell-quoted)."""
+    lines = []
+    for name, value in env.items():
+        if not re.match(r"[A-Za-z_][A-Za-z0-9_]*\Z", name):
+            raise ValueError(f"environment variable name {name[:40]!r} is not a shell name")
+        lines.append(f"export {name}={value if _SAFE_VALUE.match(value) else shlex.quote(value)}")
+    return "\n".join(lines)
+
+
+def insert_env(script: str, env: dict[str, str]) -> str:
+    """Put :func:`env_block` after the script's leading comment and ``#SBATCH`` lines
+    (sbatch reads directives only up to the first command)."""
+    if not env:
+        return script
+    lines = script.split("\n")
+    index = 1 if lines and lines[0].startswith("#!") else 0
+    while index < len(lines) and (not lines[index].strip()
+                                  or lines[index].lstrip().startswith("#")):
+        index += 1
+    return "\n".join(lines[:index] + [env_block(env)] + lines[index:])
 
 
 def directives(options: JobOptions, context: ScriptContext) -> str:
@@ -128,6 +165,8 @@ def directives(options: JobOptions, context: ScriptContext) -> str:
     lines.append(f"--time={options.time}")
     if options.gpus:
         lines.append(f"--gpus-per-node={options.gpus}")
+    if not context.requeue:
+        lines.append("--no-requeue")
     lines.extend(context.extra_directives)
     for line in lines:
         check_directive(line, "batch script directive")
@@ -169,4 +208,4 @@ def render(template: str, options: JobOptions, context: ScriptContext) -> str:
         "args": shlex.join(context.args),
         "launch": launch_command(options, context),
     }
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+    return insert_env(_PLACEHOLDER.sub(lambda m: values[m.group(1)], template), context.env)

@@ -162,7 +162,7 @@ class _CachedBearer(abc.ABC):
     def __init__(self, margin: float) -> None:
         self.margin = max(float(margin), FIRECREST_MIN_VALIDITY + 1)
         self._cached: CachedToken | None = None
-        self._lock = asyncio.Lock()
+        self._inflight: asyncio.Future[str] | None = None
         #: How many grants this object performed (for tests and metrics).
         self.refreshes = 0
 
@@ -171,16 +171,36 @@ class _CachedBearer(abc.ABC):
         return {"Authorization": f"Bearer {await self.get_token()}"}
 
     async def get_token(self) -> str:
-        """A token with more than ``margin`` seconds left; obtains a new one when needed."""
+        """A token with more than ``margin`` seconds left; obtains a new one when needed.
+
+        One grant at a time: callers arriving while one runs wait for it and share its
+        outcome, success or failure (they do not repeat a grant that just failed). The
+        grant runs as its own task, so a caller that times out or is cancelled does not
+        cut it (a rotated refresh token is saved even if nobody waits any more).
+        """
         cached = self._cached
         if cached is not None and cached.fresh(self.margin):
             return cached.token
-        async with self._lock:
-            cached = self._cached
-            if cached is not None and cached.fresh(self.margin):
-                return cached.token
-            self._cached = await self._obtain()
-            return self._cached.token
+        if self._inflight is None or self._inflight.done():
+            self._inflight = asyncio.ensure_future(self._renew())
+        return await asyncio.shield(self._inflight)
+
+    async def _renew(self) -> str:
+        cached = self._cached
+        if cached is not None and cached.fresh(self.margin):
+            return cached.token
+        self._cached = await self._obtain()
+        return self._cached.token
+
+    def _drop(self, token: str | None) -> bool:
+        """Forget the cached token if it is ``token`` (None: whatever is cached); False
+        when another token was obtained meanwhile (someone else already renewed it)."""
+        if self._cached is None:
+            return True
+        if token is not None and self._cached.token != token:
+            return False
+        self._cached = None
+        return True
 
     @abc.abstractmethod
     async def _obtain(self) -> CachedToken:
@@ -201,12 +221,14 @@ class UserTokenAuth(_CachedBearer):
         self.endpoint = endpoint
         self._rejected: str | None = None
 
-    def invalidate(self) -> None:
-        """Forget the cached token (e.g. after FirecREST answered 401): the next
-        request refreshes it unless auth_state meanwhile holds another token."""
-        if self._cached is not None:
-            self._rejected = self._cached.token
-        self._cached = None
+    def invalidate(self, token: str | None = None) -> None:
+        """Forget the cached token after FirecREST answered 401 to ``token`` (None: the
+        cached one): the next request refreshes it, unless auth_state meanwhile holds
+        another token. A token renewed meanwhile by another caller is kept."""
+        rejected = token if token is not None else (
+            self._cached.token if self._cached is not None else None)
+        if self._drop(token) and rejected:
+            self._rejected = rejected
 
     async def _obtain(self) -> CachedToken:
         """The stored access token if still good, else a refreshed one."""
@@ -280,9 +302,9 @@ class ClientCredentialsAuth(_CachedBearer):
         super().__init__(margin)
         self.endpoint = endpoint
 
-    def invalidate(self) -> None:
-        """Forget the cached token."""
-        self._cached = None
+    def invalidate(self, token: str | None = None) -> None:
+        """Forget the cached token (if it is ``token``)."""
+        self._drop(token)
 
     async def _obtain(self) -> CachedToken:
         """A new service-account token from the ``client_credentials`` grant."""

@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from firecrest_double import FirecrestDouble, SimulatedScheduler
+from firecrestspawner import reconciler
 
 from .fakecompute import FakeCompute
 from .hubtools import HubClient, hub_config, new_crypt_key, start_hub, stop_hub
@@ -91,6 +92,7 @@ async def make_hub(spawner_settings: dict[str, Any]) -> AsyncIterator[HubFactory
                         await user.stop(name)
         if not getattr(app, "_stop_called", False):
             await stop_hub(app)
+    await reconciler.stop_all()
 
 
 async def login(app: Any, double: FirecrestDouble, name: str = USER,

@@ -2,7 +2,7 @@
 
 When the double's :class:`~firecrest_double.SimulatedScheduler` moves a job to RUNNING,
 :class:`FakeCompute` takes the environment the job *really* got (after FirecREST's
-``--export`` handling), decodes ``FIRECRESTSPAWNER_ENV`` exactly like the launcher,
+environment the script body exports), decodes ``FIRECRESTSPAWNER_ENV`` like the launcher,
 serves a tiny HTTP "JupyterLab" on a free loopback port and posts the callback to the
 hub with the job's API token, as docs/contracts.md section 2 says. When the job ends,
 its server stops. Tests that need the real launcher and JupyterLab use the scheduler's
@@ -12,6 +12,8 @@ its server stops. Tests that need the real launcher and JupyterLab use the sched
 from __future__ import annotations
 
 import asyncio
+import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,16 @@ from aiohttp import web
 
 from firecrest_double import SimJob, SimulatedScheduler
 from firecrestspawner.compute.envcodec import ENV_VAR, decode_env
+
+
+def script_env(script: str) -> dict[str, str]:
+    """The ``export NAME=value`` lines of a batch script (what the shell would set)."""
+    env = {}
+    for line in script.splitlines():
+        match = re.match(r"export ([A-Za-z_][A-Za-z0-9_]*)=(.*)\Z", line)
+        if match:
+            env[match[1]] = shlex.split(match[2])[0] if match[2] else ""
+    return env
 
 
 @dataclass
@@ -58,7 +70,7 @@ class FakeCompute:
         task.add_done_callback(self.tasks.discard)
 
     async def _run(self, job: SimJob) -> None:
-        env = decode_env(job.env[ENV_VAR])
+        env = decode_env(script_env(job.script)[ENV_VAR])
         lab = self.labs[job.job_id] = Lab(job.job_id, env)
 
         async def answer(request: web.Request) -> web.Response:
