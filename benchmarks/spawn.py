@@ -162,15 +162,15 @@ async def _thread_cpu() -> float:
 def track_job_ids(sp: Any, spawners: dict[str, Any]) -> Any:
     """Make ``sp`` register itself under its job id as soon as the submit answers, so a
     simulated callback can find it even before ``start()`` stored ``job_id``."""
-    original = sp._call
+    gateway = sp.gateway()
+    original = gateway.submit
 
-    async def tracking_call(auth: Any, make: Any) -> Any:
-        result = await original(auth, make)
-        if isinstance(result, dict) and "jobId" in result:
-            spawners[str(result["jobId"])] = sp
-        return result
+    async def tracking_submit(*args: Any, **kwargs: Any) -> str:
+        job_id = await original(*args, **kwargs)
+        spawners[str(job_id)] = sp
+        return str(job_id)
 
-    sp._call = tracking_call
+    gateway.submit = tracking_submit
     return sp
 
 
