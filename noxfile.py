@@ -112,5 +112,11 @@ def bench_spawner(session: nox.Session) -> None:
 
 @nox.session(name="publish", python=PYTHON)
 def publish(session: nox.Session) -> None:
-    """Push built images to the registry (refuses stand-in builds)."""
+    """Push checked builds (-- --registry HOST/NS, --sign KEY); write digests, manifests, SBOMs."""
     _f7tbuild(session, "publish")
+
+
+@nox.session(name="publish-index", python=PYTHON)
+def publish_index(session: nox.Session) -> None:
+    """Assemble (and -- --sign) multi-arch indexes from per-platform publish results."""
+    _f7tbuild(session, "index")

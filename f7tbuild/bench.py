@@ -110,7 +110,7 @@ def machine() -> str:
 
 def measure(cat: Catalogue, target: Target, opts: BuildOptions) -> Result:
     """Cold build, then warm rebuild after the one-line change; sizes."""
-    rev = current_revision()
+    rev = current_revision(cat.source)
     # One CA server for all three builds: the same CA_URL keeps the cache keys equal.
     with ca.serve(opts.ca_bundle) as url, tempfile.TemporaryDirectory(prefix="f7t-bench-") as tmp:
         status(f"[bench] {target.name}: cold build (--no-cache)")

@@ -7,15 +7,18 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from f7tbuild import ca, engine
+from f7tbuild import ca, checkpass, engine
 from f7tbuild.catalogue import REPO_ROOT, Catalogue, Target
 from f7tbuild.dockerbuild import BuildRequest
 from f7tbuild.dockerbuild import run as docker_build
+from f7tbuild.labels import image_labels
 from f7tbuild.output import prefixed, status, warn
-from f7tbuild.standin import STANDIN_LABEL, build_standin
-from f7tbuild.tags import Revision, current_revision, local_refs, tags
+from f7tbuild.standin import build_standin
+from f7tbuild.tags import Revision, component, current_revision, local_refs
 
 CHECKS_DIR = REPO_ROOT / "tests" / "by_image"
+# Checks every image gets besides its own test_<family>.py.
+COMMON_CHECKS = ("test_labels.py",)
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Built:
     base: str
     standin: bool
     seconds: float
+    revision: str = ""
 
 
 def resolve_base(cat: Catalogue, target: Target, opts: BuildOptions) -> tuple[str, bool]:
@@ -78,7 +82,7 @@ def build_args(
         "CA_URL": ca_url,
         "STANDIN": "true" if standin else "false",
         "BASE_REF": target.base,
-        "OCI_VERSION": tags(target, rev, standin)[0],
+        "OCI_VERSION": component(target),
         "OCI_REVISION": rev.sha,
         "OCI_CREATED": rev.created,
         "OCI_SOURCE": rev.source,
@@ -105,6 +109,8 @@ def build_one(
     """
     base, standin = resolve_base(cat, target, opts)
     refs = local_refs(target, rev, standin)
+    digest = None if standin else engine.repo_digest(base)
+    labels = image_labels(target, rev, base, digest, standin)
     serving = ca.serve(opts.ca_bundle) if ca_url is None else nullcontext(ca_url)
     with serving as url:
         seconds = docker_build(
@@ -114,14 +120,16 @@ def build_one(
                 context=root / target.context,
                 tags=refs,
                 build_args=build_args(target, base, standin, url, rev),
-                labels={
-                    STANDIN_LABEL: "true" if standin else "false",
-                    "org.f7t4jhub.image": target.name,
-                },
+                labels=labels,
                 no_cache=opts.no_cache,
             )
         )
-    return Built(target, refs[0], base, standin, seconds)
+    return Built(target, refs[0], base, standin, seconds, rev.sha)
+
+
+def check_files(built: Built) -> list[Path]:
+    """The check files of one image: its own, then the common ones."""
+    return [CHECKS_DIR / f"test_{built.target.family}.py", *(CHECKS_DIR / c for c in COMMON_CHECKS)]
 
 
 def check_command(built: Built, ca_bundle: Path | None) -> list[str]:
@@ -130,12 +138,13 @@ def check_command(built: Built, ca_bundle: Path | None) -> list[str]:
         sys.executable,
         "-m",
         "pytest",
-        str(CHECKS_DIR / f"test_{built.target.family}.py"),
+        *(str(f) for f in check_files(built)),
         "-p",
         "no:cacheprovider",
         "-rA",
         f"--image-ref={built.ref}",
         f"--base-ref={built.base}",
+        f"--image-target={built.target.name}",
     ]
     if built.target.variant:
         cmd.append(f"--image-variant={built.target.variant}")
@@ -145,26 +154,39 @@ def check_command(built: Built, ca_bundle: Path | None) -> list[str]:
 
 
 def run_checks(built: Built, ca_bundle: Path | None) -> bool:
-    """Run the image's checks, streamed as ``[<name>:checks] ...``; True if they pass."""
-    test_file = CHECKS_DIR / f"test_{built.target.family}.py"
-    if not test_file.is_file():
+    """Run the image's checks, streamed as ``[<name>:checks] ...``; True if they pass.
+
+    A pass is recorded for the image's id (f7tbuild.checkpass): publish needs it.
+    """
+    files = check_files(built)
+    missing = [f for f in files if not f.is_file()]
+    if missing:
         warn(
-            f"[{built.target.name}] no checks: {test_file} is missing (write it: every image is checked)"
+            f"[{built.target.name}] no checks: {', '.join(map(str, missing))} missing "
+            "(write it: every image is checked)"
         )
         return False
-    status(f"[{built.target.name}] checks: {test_file.relative_to(REPO_ROOT)} on {built.ref}")
+    names = [str(f.relative_to(REPO_ROOT)) for f in files]
+    status(f"[{built.target.name}] checks: {' '.join(names)} on {built.ref}")
+    image_id = engine.image_id(built.ref)
     rc = engine.stream(
         check_command(built, ca_bundle),
         lambda line: prefixed(f"{built.target.name}:checks", line),
         cwd=str(REPO_ROOT),
     )
     status(f"[{built.target.name}] checks {'passed' if rc == 0 else f'FAILED (pytest exit {rc})'}")
+    if rc == 0:
+        if engine.image_id(built.ref) != image_id:
+            warn(f"[{built.target.name}] {built.ref} changed while checked: no pass recorded")
+            return False
+        marker = checkpass.record(image_id, built.ref, names, built.revision)
+        status(f"[{built.target.name}] pass recorded for {image_id[:19]} ({marker.name})")
     return rc == 0
 
 
 def build_all(cat: Catalogue, names: list[str], opts: BuildOptions) -> int:
     """Build (and check) every selected target; non-zero if any build or check failed."""
-    rev = current_revision()
+    rev = current_revision(cat.source)
     results: list[tuple[str, str]] = []
     failed = False
     for target in cat.select(names):

@@ -59,6 +59,32 @@ class Target:
     stack_packages: tuple[str, ...] | None
     lock: str | None
     description: str = ""
+    main: str | None = None
+    latest: bool = True
+
+    def main_component(self) -> tuple[str, str]:
+        """(name, version) of the component the image is known by (tags, OCI version).
+
+        The catalogue's ``main`` key names it (looked up in ``versions``, then the stack);
+        without it: the first pinned version, else the stack's jupyterhub.
+        """
+        name = self.main
+        if name is None:
+            name = next(iter(self.versions), None) or (
+                "jupyterhub" if "jupyterhub" in self.stack else None
+            )
+        if name is None:
+            raise CatalogueError(
+                f"image {self.name} has no versions and no stack: set main = \"<package>\" "
+                "and pin it in versions or the stack"
+            )
+        version = self.versions.get(name) or self.stack.get(name)
+        if not version:
+            raise CatalogueError(
+                f"image {self.name}: main component {name!r} is pinned neither in its "
+                f"versions nor in stack {self.stack_name!r}; pin it there"
+            )
+        return name, version
 
     @property
     def name(self) -> str:
@@ -91,6 +117,7 @@ class Catalogue:
     standins: dict[str, Standin]
     targets: tuple[Target, ...]
     path: Path
+    source: str = ""
 
     def families(self) -> list[str]:
         """Image family names in catalogue order."""
@@ -179,6 +206,7 @@ def _targets(
         "stack_packages": tuple(packages) if packages is not None else None,
         "lock": entry.get("lock"),
         "description": entry.get("description", ""),
+        "main": entry.get("main"),
     }
     for arg_key in common["version_args"]:
         if arg_key not in common["versions"]:
@@ -195,6 +223,12 @@ def _targets(
                 **common,
             )
         ]
+    latest = [v for v, ventry in variants.items() if ventry.get("latest")]
+    if len(latest) > 1:
+        raise CatalogueError(
+            f"{where}: variants {latest} all say latest = true; mark only one"
+        )
+    latest_variant = latest[0] if latest else list(variants)[-1]
     out = []
     for vname, ventry in variants.items():
         vwhere = f'[images.{family}.variants."{vname}"]'
@@ -205,6 +239,7 @@ def _targets(
                 base=_require(ventry, "base", vwhere),
                 stack_name=stack_name,
                 stack=_stack(stacks, stack_name, vwhere),
+                latest=vname == latest_variant,
                 **common,
             )
         )
@@ -237,6 +272,7 @@ def parse(data: dict[str, Any], path: Path = DEFAULT_CATALOGUE) -> Catalogue:
         standins=standins,
         targets=tuple(targets),
         path=path,
+        source=str(data.get("source", "")),
     )
 
 

@@ -52,9 +52,35 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lint", help="hadolint, shellcheck and ruff")
     p.add_argument("paths", nargs="*", help="(ignored: lint always covers the whole repo)")
 
-    p = sub.add_parser("publish", help="push built images to the catalogue's registry")
+    p = sub.add_parser(
+        "publish",
+        help="push checked builds (never stand-in ones) with their digests, manifests, SBOMs",
+    )
     p.add_argument("images", nargs="*", default=["all"])
+    p.add_argument(
+        "--registry", help="HOST[:PORT]/NAMESPACE to push to (default: the catalogue's registry)"
+    )
+    p.add_argument(
+        "--out", type=Path, help="where digests, manifests and SBOMs go (default: build/publish)"
+    )
+    p.add_argument(
+        "--sign",
+        metavar="KEY",
+        help="cosign each pushed digest: a key file/KMS URI (COSIGN_PASSWORD), or 'keyless'",
+    )
+    p.add_argument(
+        "--platform",
+        help="a release's per-platform push (linux/amd64, linux/arm64): only the sha tag "
+        "with the architecture appended; `index` assembles the tags",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the pushes, do not push")
+
+    p = sub.add_parser(
+        "index", help="assemble multi-arch indexes from per-platform publish results"
+    )
+    p.add_argument("results", nargs="+", type=Path, help="published.json files or their dirs")
+    p.add_argument("--sign", metavar="KEY", help="cosign each index digest (key or 'keyless')")
+    p.add_argument("--out", type=Path, help="write indexes.json here (default: build/publish)")
 
     p = sub.add_parser("bench", help="cold/warm build times and image sizes")
     p.add_argument("images", nargs="*", default=["all"])
@@ -84,10 +110,36 @@ def main(argv: list[str] | None = None) -> int:
 
             return lint()
         if args.command == "publish":
-            from f7tbuild.publish import publish
+            from f7tbuild.publish import DEFAULT_OUT, publish
 
             engine.require_engine()
-            return publish(cat, args.images, dry_run=args.dry_run)
+            publish(
+                cat,
+                args.images,
+                registry=args.registry,
+                out_dir=args.out or DEFAULT_OUT,
+                dry_run=args.dry_run,
+                sign_key=args.sign,
+                platform=args.platform,
+            )
+            return 0
+        if args.command == "index":
+            from f7tbuild.index import assemble, write_summary
+            from f7tbuild.publish import DEFAULT_OUT
+
+            indexes = assemble(args.results)
+            if args.sign:
+                from f7tbuild.sign import attach_sbom, sign
+
+                for index in indexes:
+                    sign(index.ref, args.sign)
+                    for platform, digest in index.platforms.items():
+                        attach_sbom(
+                            f"{index.repository}@{digest}", Path(index.sboms[platform]), args.sign
+                        )
+                    status(f"[index] signed {index.ref}; SBOMs attached to each platform")
+            status(f"indexes: {write_summary(args.out or DEFAULT_OUT, indexes)}")
+            return 0
         status(f"Docker engine {engine.require_engine()}")
         if args.command == "standins":
             from f7tbuild.standin import make_standins

