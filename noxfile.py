@@ -56,7 +56,7 @@ def build(session: nox.Session) -> None:
 
 @nox.session(name="lock", python=PYTHON)
 def lock(session: nox.Session) -> None:
-    """Regenerate the hashed locks (hub image, uenv and native recipes) from catalogue.toml."""
+    """Regenerate the hashed locks (hub, singleuser variants, uenv and native recipes) from catalogue.toml."""
     _f7tbuild(session, "lock")
     session.run("python", "-m", "recipes.locks")
 

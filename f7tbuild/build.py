@@ -89,7 +89,9 @@ def build_args(
     }
     for key, arg in target.version_args.items():
         args[arg] = target.versions[key]
-    if target.stack and not target.lock:
+    if target.variant is not None and target.lock:
+        args["STACK_LOCK"] = target.lock
+    elif target.stack and not target.lock:
         args["STACK_REQUIREMENTS"] = target.stack_requirements()
     return args
 

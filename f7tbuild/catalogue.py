@@ -233,6 +233,9 @@ def _targets(
     for vname, ventry in variants.items():
         vwhere = f'[images.{family}.variants."{vname}"]'
         stack_name = ventry.get("stack", entry.get("stack"))
+        per_variant = dict(common)
+        if entry.get("locks"):
+            per_variant["lock"] = f"{str(entry['locks']).rstrip('/')}/{vname}.lock"
         out.append(
             Target(
                 variant=vname,
@@ -240,7 +243,7 @@ def _targets(
                 stack_name=stack_name,
                 stack=_stack(stacks, stack_name, vwhere),
                 latest=vname == latest_variant,
-                **common,
+                **per_variant,
             )
         )
     return out

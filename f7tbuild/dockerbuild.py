@@ -1,4 +1,9 @@
-"""One ``docker build`` with streamed, prefixed output and per-step status lines."""
+"""One image build with streamed, prefixed output and per-step status lines.
+
+The classic builder is driven through the Docker SDK (its streamed JSON events: output
+lines, the image id, errors). BuildKit (``DOCKER_BUILDKIT=1``) has no SDK support: only
+then is the docker CLI run, here, the one place f7tbuild uses the docker CLI.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,11 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import docker.errors
 
 from f7tbuild import engine
 from f7tbuild.output import prefixed, status
@@ -106,9 +114,68 @@ def command(req: BuildRequest, buildkit: bool, cli: str = "docker") -> list[str]
     return cmd
 
 
+def _sdk_build(req: BuildRequest, on_line: Callable[[str], None]) -> str:
+    """Classic builder through the SDK; every tag set; returns the image id."""
+    api = engine.client(timeout=3600).api
+    image_id = ""
+    pending = ""
+    try:
+        events = api.build(
+            path=str(req.context),
+            dockerfile=str(req.dockerfile),
+            tag=req.tags[0],
+            buildargs=req.build_args,
+            labels=req.labels,
+            nocache=req.no_cache,
+            pull=req.pull,
+            network_mode="host",
+            rm=True,
+            forcerm=True,
+            decode=True,
+        )
+        for event in events:
+            if "error" in event:
+                raise BuildError(f"[{req.name}] docker build failed: {event['error'].strip()}")
+            text = event.get("stream") or ""
+            if not text and event.get("status"):
+                text = f"{event.get('id', '')} {event['status']}".strip() + "\n"
+            pending += text
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                on_line(line + "\n")
+            aux = event.get("aux") or {}
+            if aux.get("ID"):
+                image_id = str(aux["ID"])
+    except docker.errors.DockerException as exc:
+        raise BuildError(f"[{req.name}] docker build failed: {exc}") from None
+    if pending:
+        on_line(pending + "\n")
+    if not image_id:
+        raise BuildError(f"[{req.name}] docker build ended without an image id")
+    for tag in req.tags[1:]:
+        engine.tag(image_id, tag)
+    return image_id
+
+
 def run(req: BuildRequest) -> float:
     """Run the build, streaming every line as ``[name] ...``; return seconds taken."""
     buildkit = buildkit_enabled()
+    if not buildkit:
+        status(f"[{req.name}] docker build (classic builder, Docker SDK) -> {', '.join(req.tags)}")
+        tracker = StepTracker(emit=lambda msg: status(f"[{req.name}] {msg}"))
+        start = time.monotonic()
+
+        def on_sdk_line(line: str) -> None:
+            prefixed(req.name, line)
+            tracker.feed(line)
+
+        try:
+            _sdk_build(req, on_sdk_line)
+        finally:
+            tracker.close()
+        took = time.monotonic() - start
+        status(f"[{req.name}] built in {took:.1f}s")
+        return took
     cli = "docker"
     if buildkit:
         cli = buildkit_cli()

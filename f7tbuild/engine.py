@@ -9,6 +9,7 @@ classic builder's SDK stream would give us nothing the CLI's plain output does n
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import time
@@ -212,6 +213,37 @@ def run_output(image: str, command: Sequence[str], timeout: float = 300, **kwarg
             container.remove(force=True)
         except docker.errors.DockerException:
             pass
+
+
+class _Chunks(io.RawIOBase):
+    """A readable file over an iterator of byte chunks (the SDK's raw streams)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._rest = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._rest:
+            try:
+                self._rest = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._rest))
+        buffer[:n] = self._rest[:n]
+        self._rest = self._rest[n:]
+        return n
+
+
+def save(ref: str, timeout: float = 1800) -> io.BufferedReader:
+    """The ``docker save`` tar of one image as a readable stream (Docker SDK)."""
+    try:
+        chunks = client(timeout).api.get_image(ref, chunk_size=1 << 20)
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"saving {ref} failed: {exc}") from None
+    return io.BufferedReader(_Chunks(iter(chunks)), buffer_size=1 << 20)
 
 
 def stream(

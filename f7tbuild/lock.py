@@ -78,8 +78,10 @@ def _find_tool(name: str) -> str | None:
 
 
 def _compile_command(
-    input_file: Path, python_version: str, out_path: Path, tool: str
+    input_file: Path, python_version: str, out_path: Path, tool: str,
+    constraints: Path | None = None,
 ) -> list[str]:
+    extra = ["--constraint", str(constraints)] if constraints is not None else []
     if tool == "uv":
         uv = _find_tool("uv")
         if uv is None:
@@ -92,6 +94,7 @@ def _compile_command(
             "--no-emit-index-url",
             "--quiet",
             "--output-file", str(out_path),
+            *extra,
         ]
     if tool == "pip-compile":
         running = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -108,6 +111,7 @@ def _compile_command(
             "--generate-hashes", "--allow-unsafe", "--strip-extras",
             "--no-emit-index-url", "--quiet",
             "--output-file", str(out_path),
+            *extra,
         ]
     raise LockError(f"unknown lock tool {tool!r}: use 'uv' or 'pip-compile'")
 
@@ -153,10 +157,12 @@ def compile_lock(
     out_path: Path | str,
     *,
     tool: str | None = None,
+    constraints: Path | None = None,
 ) -> Path:
     """Resolve ``requirements`` into a hashed, fully pinned lock file at ``out_path``.
 
-    ``python_version`` ("3.13") is the lowest Python the lock must work for. ``tool``
+    ``python_version`` ("3.13") is the lowest Python the lock must work for;
+    ``constraints``: a pip constraint file the resolution must obey. ``tool``
     is "uv" (default when installed) or "pip-compile". The file is written
     atomically: a failed resolution leaves an existing lock untouched. Raises
     :class:`LockError` with the resolver's message when resolution fails.
@@ -174,7 +180,7 @@ def compile_lock(
         staged = Path(tmp) / out.name
         env = dict(os.environ, CUSTOM_COMPILE_COMMAND=REGENERATE_COMMAND)
         proc = subprocess.run(
-            _compile_command(input_file, python_version, staged, chosen),
+            _compile_command(input_file, python_version, staged, chosen, constraints),
             capture_output=True, text=True, env=env, cwd=tmp, timeout=600, check=False,
         )
         if proc.returncode != 0 or not staged.exists():
@@ -268,9 +274,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="f7tbuild lock", description=__doc__.splitlines()[0])
     parser.add_argument("--tool", choices=["uv", "pip-compile"], default=None,
                         help="resolver (default: uv when installed)")
+    parser.add_argument("--only", choices=["hub", "singleuser"], default=None,
+                        help="regenerate only the hub locks or only the singleuser variants'")
     args = parser.parse_args(argv)
     try:
-        paths = write_locks(tool=args.tool)
+        paths = [] if args.only == "singleuser" else write_locks(tool=args.tool)
+        if args.only != "hub":
+            from f7tbuild import catalogue, engine
+            from f7tbuild.singleuser_lock import write_locks as write_singleuser_locks
+
+            try:
+                engine.require_engine()
+            except engine.EngineError as exc:
+                raise LockError(
+                    f"the singleuser locks read each base's packages from the Docker engine: {exc}"
+                ) from None
+            paths += write_singleuser_locks(catalogue.load(REPO_ROOT / "catalogue.toml"))
     except LockError as exc:
         print(f"lock: {exc}", file=sys.stderr)
         return 1

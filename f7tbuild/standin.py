@@ -14,6 +14,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import docker.errors
+
 from f7tbuild import ca, engine
 from f7tbuild.catalogue import REPO_ROOT, Catalogue, Standin
 from f7tbuild.dockerbuild import BuildRequest
@@ -66,33 +68,34 @@ def make_rootfs(suite: str, rebuild: bool = False, mirror: str | None = None) ->
             for entry in (root / junk).glob("*"):
                 if entry.is_file():
                     entry.unlink()
-        status(f"docker import {ref}")
+        status(f"docker import {ref} (Docker SDK)")
+        changes = [
+            f"LABEL {STANDIN_LABEL}=true",
+            f"LABEL org.f7t4jhub.standin.suite={suite}",
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            'CMD ["/bin/bash"]',
+        ]
+        repo, tag = engine.split_ref(ref)
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        imp = subprocess.run(
-            [
-                "docker",
-                "import",
-                "--change",
-                f"LABEL {STANDIN_LABEL}=true",
-                "--change",
-                f"LABEL org.f7t4jhub.standin.suite={suite}",
-                "--change",
-                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "--change",
-                'CMD ["/bin/bash"]',
-                "-",
-                ref,
-            ],
-            stdin=tar.stdout,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
         assert tar.stdout is not None
-        tar.stdout.close()
+        try:
+            answer = engine.client(timeout=1800).api.import_image(
+                src=iter(lambda: tar.stdout.read(1 << 20), b""),  # type: ignore[union-attr]
+                repository=repo,
+                tag=tag,
+                changes=changes,
+                stream_src=True,
+            )
+        except docker.errors.DockerException as exc:
+            tar.kill()
+            raise StandinError(f"docker import of {suite} failed: {exc}") from None
+        finally:
+            tar.stdout.close()
         tar_rc = tar.wait()
-        if tar_rc != 0 or imp.returncode != 0:
-            raise StandinError(f"docker import of {suite} failed: {imp.stderr.strip()}")
+        if tar_rc != 0 or "error" in str(answer).lower() or not engine.image_exists(ref):
+            raise StandinError(
+                f"docker import of {suite} failed (tar exit {tar_rc}): {str(answer)[-500:]}"
+            )
     return ref
 
 

@@ -8,15 +8,17 @@ are deselected, and pytest says how many: they belong to the build sessions.
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import docker.errors
 import pytest
 import testinfra
+
+from f7tbuild import engine
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,11 +50,12 @@ def image_ref(request: pytest.FixtureRequest) -> str:
     ref = request.config.getoption("--image-ref")
     if not ref:
         pytest.skip("no --image-ref: these checks run after a build (python -m f7tbuild build)")
-    if shutil.which("docker") is None:
-        pytest.fail("docker CLI missing: install an engine with scripts/install-docker.sh")
-    if subprocess.run(
-        ["docker", "image", "inspect", ref], check=False, capture_output=True
-    ).returncode:
+    try:
+        engine.require_engine()
+        present = engine.image_exists(ref)
+    except engine.EngineError as exc:
+        pytest.fail(str(exc))
+    if not present:
         pytest.fail(f"image {ref} is not in the local engine: build it first")
     return str(ref)
 
@@ -91,38 +94,57 @@ def free_port() -> int:
 
 @pytest.fixture
 def run_container() -> Iterator[Callable[..., tuple[str, testinfra.host.Host]]]:
-    """Start containers (``--network host``, detached); remove them at teardown.
+    """Start containers (host network, detached, removed on exit) through the Docker SDK.
 
-    Call ``run_container(image, *args, env={...}, docker_args=[...])``; returns the
-    container id and a testinfra host on it (docker backend).
+    Call ``run_container(image, *args, env={...}, volumes={host: container}, user=...,
+    health_interval_s=...)``; read-only bind mounts. Returns the container name and a
+    testinfra host on it (testinfra's docker backend). All are removed at teardown.
     """
     started: list[str] = []
+    cli = engine.client()
 
     def start(
         image: str,
         *args: str,
         env: dict[str, str] | None = None,
-        docker_args: list[str] | None = None,
+        volumes: dict[str, str] | None = None,
+        user: str | None = None,
+        health_interval_s: float | None = None,
     ) -> tuple[str, testinfra.host.Host]:
         name = f"f7t-check-{uuid.uuid4().hex[:10]}"
-        cmd = ["docker", "run", "-d", "--rm", "--name", name, "--network", "host"]
-        for key, value in (env or {}).items():
-            cmd += ["-e", f"{key}={value}"]
-        cmd += [*(docker_args or []), image, *args]
-        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60)
-        if proc.returncode != 0:
-            raise AssertionError(f"docker run {image} failed: {proc.stderr.strip()}")
+        extra: dict[str, Any] = {}
+        if health_interval_s is not None:
+            ns = int(health_interval_s * 1_000_000_000)
+            extra["healthcheck"] = {"interval": ns, "start_period": ns}
+        try:
+            cli.containers.run(
+                image,
+                list(args) or None,
+                detach=True,
+                auto_remove=True,
+                name=name,
+                network_mode="host",
+                environment=env or {},
+                volumes={src: {"bind": dst, "mode": "ro"} for src, dst in (volumes or {}).items()},
+                user=user or "",
+                **extra,
+            )
+        except docker.errors.DockerException as exc:
+            raise AssertionError(f"starting {image} failed: {exc}") from None
         started.append(name)
         return name, testinfra.get_host(f"docker://{name}")
 
     yield start
     for name in started:
-        subprocess.run(["docker", "rm", "-f", name], check=False, capture_output=True, timeout=60)
+        try:
+            cli.containers.get(name).remove(force=True)
+        except docker.errors.DockerException:
+            pass  # already gone (auto-remove)
 
 
 def container_logs(name: str) -> str:
     """stdout+stderr of a container so far (for assertion messages)."""
-    proc = subprocess.run(
-        ["docker", "logs", name], check=False, capture_output=True, text=True, timeout=30
-    )
-    return proc.stdout + proc.stderr
+    try:
+        return engine.client().containers.get(name).logs().decode(errors="replace")
+    except docker.errors.DockerException as exc:
+        return f"(no logs of {name}: {exc})"

@@ -17,16 +17,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import os
 import re
-import subprocess
 import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import IO
+
+from f7tbuild import engine
 
 PEM_CERT = re.compile(
     rb"-----BEGIN CERTIFICATE-----\s+(.+?)\s+-----END CERTIFICATE-----", re.DOTALL
@@ -259,12 +259,9 @@ def _layer_members(save: tarfile.TarFile) -> Iterator[tuple[str, IO[bytes]]]:
 
 def image_layers(ref: str) -> list[str]:
     """The image's layer diff_ids (empty if the image is not local)."""
-    proc = subprocess.run(
-        ["docker", "image", "inspect", ref], capture_output=True, text=True, timeout=60, check=False
-    )
-    if proc.returncode != 0:
+    if not engine.image_exists(ref):
         return []
-    return list(json.loads(proc.stdout)[0].get("RootFS", {}).get("Layers", []))
+    return list(engine.inspect(ref).get("RootFS", {}).get("Layers", []))
 
 
 def scan_image(
@@ -279,22 +276,13 @@ def scan_image(
     needles = needles_for(ca_bundle, env)
     base_layers = set(image_layers(base_ref)) if base_ref else set()
     allowed = tuple(allowed_key_paths)
-    proc = subprocess.Popen(["docker", "save", ref], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None
     findings: list[Finding] = []
     layers = 0
-    try:
-        with tarfile.open(fileobj=proc.stdout, mode="r|") as save:
-            for _name, fh in _layer_members(save):
-                _diff, found = _scan_layer(fh, needles, base_layers, allowed)
-                layers += 1
-                findings.extend(found)
-    finally:
-        proc.stdout.close()
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        rc = proc.wait(timeout=timeout)
-    if rc != 0:
-        raise RuntimeError(f"docker save {ref} failed ({rc}): {err.strip()}")
+    with engine.save(ref, timeout) as stream, tarfile.open(fileobj=stream, mode="r|") as save:
+        for _name, fh in _layer_members(save):
+            _diff, found = _scan_layer(fh, needles, base_layers, allowed)
+            layers += 1
+            findings.extend(found)
     if layers == 0:
         raise RuntimeError(f"docker save {ref} produced no layer tar: unknown save format")
     return findings, layers

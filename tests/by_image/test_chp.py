@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 import urllib.error
@@ -12,8 +11,10 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import docker.errors
 import pytest
 
+from f7tbuild import engine
 from f7tbuild.catalogue import load
 from tests.by_image.conftest import container_logs, free_port
 from tests.by_image.layers import assert_no_build_secrets
@@ -56,10 +57,7 @@ def wait_http(url: str, name: str, timeout: float = 30) -> tuple[int, bytes]:
 
 
 def inspect(ref: str) -> dict:
-    out = subprocess.run(
-        ["docker", "image", "inspect", ref], check=False, capture_output=True, text=True
-    )
-    return json.loads(out.stdout)[0]
+    return engine.inspect(ref)
 
 
 @pytest.fixture
@@ -73,7 +71,7 @@ def proxy(image_ref: str, run_container):
         "--api-ip=127.0.0.1",
         f"--api-port={api}",
         env={"CONFIGPROXY_AUTH_TOKEN": TOKEN, "CHP_HEALTHCHECK_PORT": str(port)},
-        docker_args=["--health-interval=1s", "--health-start-period=1s"],
+        health_interval_s=1,
     )
     wait_http(f"http://127.0.0.1:{port}/_chp_healthz", name)
     return name, host, port, api
@@ -144,12 +142,8 @@ def test_docker_healthcheck_turns_healthy(image_ref: str, proxy) -> None:
     assert test[0] == "CMD" and test[-1].endswith("healthcheck.js")
     deadline, state = time.monotonic() + 30, ""
     while time.monotonic() < deadline:
-        state = subprocess.run(
-            ["docker", "inspect", "-f", "{{.State.Health.Status}}", name],
-            check=False,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        attrs = engine.client().containers.get(name).attrs
+        state = ((attrs.get("State") or {}).get("Health") or {}).get("Status", "")
         if state == "healthy":
             break
         time.sleep(0.5)
@@ -193,7 +187,7 @@ def test_token_from_file(image_ref: str, run_container, tmp_path: Path) -> None:
         "--api-ip=127.0.0.1",
         f"--api-port={api}",
         env={"CONFIGPROXY_AUTH_TOKEN_FILE": "/run/secrets/chp-token"},
-        docker_args=["-v", f"{secret}:/run/secrets/chp-token:ro"],
+        volumes={str(secret): "/run/secrets/chp-token"},
     )
     wait_http(f"http://127.0.0.1:{port}/_chp_healthz", name)
     url = f"http://127.0.0.1:{api}/api/routes"
@@ -210,14 +204,12 @@ def test_token_from_file(image_ref: str, run_container, tmp_path: Path) -> None:
     ],
 )
 def test_entrypoint_refuses_bad_token_setup(image_ref: str, env: dict, message: str) -> None:
-    cmd = ["docker", "run", "--rm", "--network", "host"]
-    for key, value in env.items():
-        cmd += ["-e", f"{key}={value}"]
-    proc = subprocess.run(
-        [*cmd, image_ref], check=False, capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode != 0
-    assert message in proc.stderr
+    with pytest.raises(docker.errors.ContainerError) as failed:
+        engine.client().containers.run(
+            image_ref, environment=env, network_mode="host", remove=True, stdout=False, stderr=True
+        )
+    assert failed.value.exit_status != 0
+    assert message in (failed.value.stderr or b"").decode(errors="replace")
 
 
 def test_oci_and_standin_labels(image_ref: str, base_ref: str | None) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 import sys
 import time
 import urllib.error
@@ -20,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 from packaging.markers import Marker
 
@@ -28,7 +28,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 only
     import tomli as tomllib
 
-from f7tbuild import catalogue, lock
+from f7tbuild import catalogue, engine, lock
 from tests.by_image.conftest import container_logs, free_port
 from tests.by_image.layers import assert_no_build_secrets
 from tests.support.require import unavailable
@@ -120,14 +120,11 @@ def wait_api(url: str, name: str, timeout: float = 90.0) -> tuple[int, dict, byt
             last = f"HTTP {status}: {body[:200]!r}"
         except OSError as exc:
             last = f"{type(exc).__name__}: {exc}"
-        running = subprocess.run(
-            ["docker", "inspect", "-f", "{{.State.Running}}", name],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout.strip()
-        if running != "true":
+        try:
+            running = engine.client().containers.get(name).attrs["State"]["Running"]
+        except docker.errors.NotFound:
+            running = False
+        if not running:
             break
         time.sleep(0.5)
     raise AssertionError(f"hub API {url} not answering ({last}); logs:\n{container_logs(name)}")
@@ -172,10 +169,9 @@ def start_hub(
     )
     conf.chmod(0o644)
     tmp_path.chmod(0o755)
-    docker_args = ["-v", f"{conf}:/etc/jupyterhub/conf.d/50-check.py:ro"]
-    if user:
-        docker_args += ["--user", user]
-    name, host = run_container(image, env=env, docker_args=docker_args)
+    name, host = run_container(
+        image, env=env, volumes={str(conf): "/etc/jupyterhub/conf.d/50-check.py"}, user=user
+    )
     hub = RunningHub(name, host, hub_port, public_port, token)
     wait_api(hub.api + "/", name)
     return hub
@@ -221,15 +217,7 @@ def test_runs_as_non_root_under_tini(image_ref: str, hub: RunningHub) -> None:
     assert children, "tini has no child"
     child = host.file(f"/proc/{children[0]}/cmdline").content_string.replace("\0", " ")
     assert "jupyterhub" in child
-    config = json.loads(
-        subprocess.run(
-            ["docker", "image", "inspect", "-f", "{{json .Config}}", image_ref],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout
-    )
+    config = engine.inspect(image_ref)["Config"]
     assert config["User"] not in ("", "0", "root", "0:0")
     assert config["Entrypoint"] == ["/usr/bin/tini", "--"]
     assert config["Cmd"] == ["jupyterhub", "-f", "/etc/jupyterhub/jupyterhub_config.py"]
@@ -310,14 +298,10 @@ def test_hub_runs_under_an_arbitrary_uid(image_ref: str, run_container, tmp_path
 
 
 def _chp_image() -> str | None:
-    out = subprocess.run(
-        ["docker", "images", "f7t4jhub/chp", "--format", "{{.Repository}}:{{.Tag}}"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    ).stdout.split()
-    refs = [r for r in out if not r.endswith(":<none>")]
+    images = sorted(
+        engine.client().images.list("f7t4jhub/chp"), key=lambda i: i.attrs["Created"], reverse=True
+    )
+    refs = [tag for image in images for tag in image.tags]
     return refs[0] if refs else None
 
 
@@ -351,15 +335,7 @@ def test_hub_behind_the_chp_proxy(image_ref: str, run_container, tmp_path: Path)
 
 
 def test_oci_labels_and_layer_order(image_ref: str, base_ref: str | None) -> None:
-    labels = json.loads(
-        subprocess.run(
-            ["docker", "image", "inspect", "-f", "{{json .Config.Labels}}", image_ref],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout
-    )
+    labels = engine.labels(image_ref)
     # source may be empty (no git remote), but the label is always set.
     assert "org.opencontainers.image.source" in labels
     for key in ("title", "version", "revision", "created", "licenses"):
@@ -368,14 +344,8 @@ def test_oci_labels_and_layer_order(image_ref: str, base_ref: str | None) -> Non
     if base_ref and "standin" in base_ref:
         assert labels["org.f7t4jhub.standin"] == "true"
     # Our wheel is installed by the last non-empty layers: code changes rebuild only those.
-    history = subprocess.run(
-        ["docker", "history", "--no-trunc", "--format", "{{.Size}}\t{{.CreatedBy}}", image_ref],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    ).stdout.splitlines()
-    non_empty = [line for line in history if not line.startswith("0B")]
+    history = engine.client().images.get(image_ref).history()
+    non_empty = [str(layer["CreatedBy"]) for layer in history if layer.get("Size")]
     assert "/tmp/wheels" in non_empty[0] and "/tmp/wheels" in non_empty[1], non_empty[:3]
 
 

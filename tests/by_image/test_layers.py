@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from f7tbuild import engine
 from tests.by_image.layers import ca_needles, needles_for, public_roots, scan_image
 from tests.support.require import unavailable
 
@@ -49,8 +50,10 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _build(tmp: Path, files: dict[str, bytes]) -> str:
     """Build a scratch image with one COPY layer per file; return its tag."""
-    if shutil.which("docker") is None:
-        unavailable("docker", "no docker CLI (scripts/install-docker.sh)")
+    try:
+        engine.require_engine()
+    except engine.EngineError as exc:
+        unavailable("docker", str(exc))
     ctx = tmp / f"ctx-{uuid.uuid4().hex[:8]}"
     ctx.mkdir()
     lines = ["FROM scratch"]
@@ -59,12 +62,7 @@ def _build(tmp: Path, files: dict[str, bytes]) -> str:
         lines.append(f"COPY f{i} {dest}")
     (ctx / "Dockerfile").write_text("\n".join(lines) + "\n")
     tag = f"f7t4jhub/layer-scan-test:{uuid.uuid4().hex[:10]}"
-    proc = subprocess.run(
-        ["docker", "build", "-q", "-t", tag, str(ctx)],
-        capture_output=True, text=True, timeout=300, check=False,
-        env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin"},
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    engine.client().images.build(path=str(ctx), tag=tag, rm=True, forcerm=True)
     return tag
 
 
@@ -73,7 +71,7 @@ def images() -> Iterator[list[str]]:
     made: list[str] = []
     yield made
     for tag in made:
-        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, timeout=60, check=False)
+        engine.remove_image(tag)
 
 
 def test_only_the_private_ca_is_a_needle(material: dict[str, Path]) -> None:

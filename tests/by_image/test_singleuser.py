@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from f7tbuild import catalogue
+from f7tbuild import catalogue, engine
 from tests.by_image.layers import assert_no_build_secrets
 from tests.support.launch import LaunchCheck
 
@@ -32,14 +32,12 @@ LIST_PACKAGES = (
 
 
 def docker_run(image: str, *args: str, user: str | None = None, timeout: float = 120) -> str:
-    """``docker run --rm`` a command; its stdout (fails with stderr on error)."""
-    cmd = ["docker", "run", "--rm", "--network", "host"]
-    if user:
-        cmd += ["--user", user]
-    proc = subprocess.run([*cmd, image, *args], capture_output=True, text=True,
-                          timeout=timeout, check=False)
-    assert proc.returncode == 0, f"{' '.join(args)} in {image} failed: {proc.stderr[-2000:]}"
-    return proc.stdout
+    """Run a command in a throw-away container (Docker SDK); its stdout (fails with stderr)."""
+    try:
+        return engine.run_output(image, list(args), timeout=timeout, user=user or "",
+                                 network_mode="host")
+    except engine.EngineError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def packages(image: str) -> dict[str, str]:
@@ -124,10 +122,7 @@ def test_base_packages_untouched(image_ref: str, base_ref: str | None) -> None:
 
 
 def test_non_root_default_user_and_labels(image_ref: str, base_ref: str | None) -> None:
-    config = json.loads(subprocess.run(
-        ["docker", "image", "inspect", "-f", "{{json .Config}}", image_ref],
-        check=True, capture_output=True, text=True, timeout=30,
-    ).stdout)
+    config = engine.inspect(image_ref)["Config"]
     assert config["User"] not in ("", "0", "root", "0:0")
     assert config["Cmd"] == ["firecrestspawner-singleuser"]
     labels = config["Labels"]
