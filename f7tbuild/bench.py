@@ -1,9 +1,14 @@
-"""``bench``: cold and warm build times, image sizes over their bases, against targets.
+"""``bench``: build times against an upstream-style build, image sizes, against targets.
 
-Cold: ``docker build --no-cache`` (stand-in bases already made, real bases already
-pulled). Warm: after priming the cache with an ordinary build, the same build again
-after a one-line change in firecrestspawner/, made in a temporary copy of the build
-context (the work tree is never modified).
+Per image, in one run on the same base (stand-in bases already made, real ones pulled):
+
+- upstream cold: ``benchmarks/upstream/<family>.Dockerfile`` (one unpinned ``pip
+  install`` of the stack and the spawner, as the seed deployment did), ``--no-cache``;
+- cold: our build, ``--no-cache``; the ratio cold / upstream cold is the figure;
+- rebuild: an ordinary build right after the ``--no-cache`` one (every layer must come
+  from the cache), ours and upstream's;
+- warm: the same build after a one-line change in firecrestspawner/, made in a temporary
+  copy of the build context (the work tree is never modified).
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from f7tbuild import ca, engine
-from f7tbuild.build import BuildOptions, build_one
+from f7tbuild.build import BuildOptions, build_one, resolve_base
 from f7tbuild.catalogue import REPO_ROOT, Catalogue, Target
+from f7tbuild.dockerbuild import BuildRequest
+from f7tbuild.dockerbuild import run as docker_build
+from f7tbuild.labels import pinned_versions
 from f7tbuild.lint import project_files
 from f7tbuild.output import status
 from f7tbuild.tags import current_revision
@@ -26,6 +34,9 @@ from f7tbuild.tags import current_revision
 MB = 1_000_000
 # Targets (issue 2): warm/cold ratio for the hub; size over the base per family.
 RATIO_TARGET = {"hub": 0.10}
+# Targets (issue 8): our cold build / the upstream-style cold build, same base, same run.
+UPSTREAM_TARGET = {"hub": 0.25, "singleuser": 0.5}
+UPSTREAM_DIR = REPO_ROOT / "benchmarks" / "upstream"
 SIZE_TARGET_MB = {"chp": 15.0, "singleuser": 250.0}
 CHANGED_FILE = Path("firecrestspawner") / "__init__.py"
 
@@ -42,6 +53,14 @@ class Result:
     warm_s: float
     size_mb: float
     base_mb: float
+    rebuild_s: float = float("nan")
+    upstream_cold_s: float | None = None
+    upstream_rebuild_s: float | None = None
+
+    @property
+    def vs_upstream(self) -> float | None:
+        """cold / upstream cold."""
+        return self.cold_s / self.upstream_cold_s if self.upstream_cold_s else None
 
     @property
     def ratio(self) -> float:
@@ -73,6 +92,40 @@ def _verdict(value: float, limit: float | None) -> str:
     if limit is None:
         return "-"
     return "ok" if value <= limit else "MISSED"
+
+
+def upstream_request(target: Target, base: str, ca_url: str, no_cache: bool) -> BuildRequest | None:
+    """The upstream-style build of ``target`` on ``base`` (None: no such Dockerfile)."""
+    dockerfile = UPSTREAM_DIR / f"{target.family}.Dockerfile"
+    if not dockerfile.is_file():
+        return None
+    pins = " ".join(f"{n}=={v}" for n, v in pinned_versions(target).items())
+    return BuildRequest(
+        name=f"{target.name}:upstream",
+        dockerfile=dockerfile,
+        context=REPO_ROOT,
+        tags=[f"f7t4jhub/bench-upstream:{target.name}"],
+        build_args={"BASE_IMAGE": base, "CA_URL": ca_url, "STACK_REQUIREMENTS": pins},
+        no_cache=no_cache,
+    )
+
+
+def upstream_table(results: list[Result]) -> str:
+    """Markdown table: our cold build against upstream's, and rebuilds after --no-cache."""
+    lines = [
+        "| image | upstream cold s | our cold s | ours/upstream | target | rebuild after --no-cache s (ours / upstream) |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for r in results:
+        if r.upstream_cold_s is None or r.vs_upstream is None:
+            continue
+        target = UPSTREAM_TARGET.get(r.family)
+        verdict = f"<= {target:.2f} {_verdict(r.vs_upstream, target)}" if target else "-"
+        lines.append(
+            f"| {r.ref} | {r.upstream_cold_s:.1f} | {r.cold_s:.1f} | {r.vs_upstream:.2f} | "
+            f"{verdict} | {r.rebuild_s:.1f} / {r.upstream_rebuild_s or float('nan'):.1f} |"
+        )
+    return "\n".join(lines)
 
 
 def table(results: list[Result]) -> str:
@@ -109,17 +162,26 @@ def machine() -> str:
 
 
 def measure(cat: Catalogue, target: Target, opts: BuildOptions) -> Result:
-    """Cold build, then warm rebuild after the one-line change; sizes."""
+    """Upstream-style cold build, our cold build, rebuilds after them, warm rebuild, sizes."""
     rev = current_revision(cat.source)
-    # One CA server for all three builds: the same CA_URL keeps the cache keys equal.
+    # One CA server for all builds: the same CA_URL keeps the cache keys equal.
     with ca.serve(opts.ca_bundle) as url, tempfile.TemporaryDirectory(prefix="f7t-bench-") as tmp:
+        base, _ = resolve_base(cat, target, opts)
+        upstream = upstream_request(target, base, url, no_cache=True)
+        upstream_cold = upstream_rebuild = None
+        if upstream is not None:
+            status(f"[bench] {target.name}: upstream-style cold build (--no-cache) on {base}")
+            upstream_cold = docker_build(upstream)
         status(f"[bench] {target.name}: cold build (--no-cache)")
         cold_opts = BuildOptions(**{**opts.__dict__, "no_cache": True})
         cold = build_one(cat, target, cold_opts, rev, ca_url=url)
-        # The classic builder does not reuse layers made with --no-cache: prime the cache
-        # with an ordinary build of the unchanged tree before measuring the warm one.
-        status(f"[bench] {target.name}: priming the layer cache (unchanged tree)")
-        build_one(cat, target, opts, rev, ca_url=url)
+        status(f"[bench] {target.name}: ordinary rebuild right after --no-cache (cache reuse)")
+        rebuild = build_one(cat, target, opts, rev, ca_url=url)
+        if upstream is not None:
+            status(f"[bench] {target.name}: upstream-style ordinary rebuild")
+            upstream_rebuild = docker_build(
+                upstream_request(target, base, url, no_cache=False)  # type: ignore[arg-type]
+            )
         root = changed_copy(Path(tmp) / "ctx")
         status(f"[bench] {target.name}: warm rebuild after a one-line change in {CHANGED_FILE}")
         warm = build_one(cat, target, opts, rev, root=root, ca_url=url)
@@ -135,6 +197,9 @@ def measure(cat: Catalogue, target: Target, opts: BuildOptions) -> Result:
         warm_s=warm.seconds,
         size_mb=engine.image_size(cold.ref) / MB,
         base_mb=engine.image_size(cold.base) / MB,
+        rebuild_s=rebuild.seconds,
+        upstream_cold_s=upstream_cold,
+        upstream_rebuild_s=upstream_rebuild,
     )
 
 
@@ -145,7 +210,10 @@ def bench(
     opts = BuildOptions(checks=False, ca_bundle=ca_bundle)
     results = [measure(cat, t, opts) for t in cat.select(names)]
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = f"### {when}\n\nMachine: {machine()}\n\n{table(results)}\n"
+    text = (
+        f"### {when}\n\nMachine: {machine()}\n\n{table(results)}\n\n"
+        f"Against the upstream-style build (same base, same run):\n\n{upstream_table(results)}\n"
+    )
     print("\n" + text, flush=True)
     if output is not None:
         with output.open("a") as fh:
@@ -156,6 +224,7 @@ def bench(
         for r in results
         if (r.family in RATIO_TARGET and r.ratio > RATIO_TARGET[r.family])
         or (r.family in SIZE_TARGET_MB and r.over_mb > SIZE_TARGET_MB[r.family])
+        or (r.vs_upstream is not None and r.vs_upstream > UPSTREAM_TARGET.get(r.family, 1e9))
     ]
     if missed:
         status(f"targets missed by: {', '.join(missed)}")

@@ -259,14 +259,29 @@ def hub_lock_path(root: Path = REPO_ROOT) -> Path:
     return root / rel
 
 
+#: The lock of the tools used inside image builds (catalogue ``[build_tools]``).
+BUILD_TOOLS_LOCK = Path("images") / "common" / "uv-requirements.lock"
+
+
+def build_tools_requirements(root: Path = REPO_ROOT) -> list[str]:
+    """``[build_tools]`` of the catalogue as pins (uv, which installs the hashed locks)."""
+    tools = _load_toml(root / "catalogue.toml").get("build_tools", {})
+    if "uv" not in tools:
+        raise LockError("catalogue.toml: [build_tools] needs uv = \"<version>\"")
+    return [f"{name}=={version}" for name, version in sorted(tools.items())]
+
+
 def write_locks(root: Path = REPO_ROOT, *, tool: str | None = None) -> list[Path]:
-    """Regenerate the hub lock and the wheel build-backend lock; return their paths."""
+    """Regenerate the hub lock, the wheel build-backend lock and the build-tools lock."""
     hub = compile_lock(hub_requirements(root), HUB_PYTHON, hub_lock_path(root), tool=tool)
     backend = compile_lock(
         build_backend_requirements(root), BUILD_BACKEND_PYTHON,
         root / "images" / "hub" / "build-requirements.lock", tool=tool,
     )
-    return [hub, backend]
+    tools = compile_lock(
+        build_tools_requirements(root), BUILD_BACKEND_PYTHON, root / BUILD_TOOLS_LOCK, tool=tool
+    )
+    return [hub, backend, tools]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -82,3 +82,10 @@ def test_strip_base_drops_only_what_the_base_has_at_that_version(tmp_path: Path)
     lock = tmp_path / "x.lock"
     lock.write_text(out)
     assert check_lock(lock) == ["jupyterlab==4.6.6", "numpy==2.3.0"]
+
+
+def test_build_tools_lock_pins_the_catalogue_uv() -> None:
+    from f7tbuild import lock
+
+    pins = check_lock(lock.REPO_ROOT / lock.BUILD_TOOLS_LOCK)
+    assert pins == [r.lower() for r in lock.build_tools_requirements()], "run `nox -s lock`"

@@ -1,0 +1,13 @@
+# Upstream-style hub image, for the build-time comparison of `nox -s bench-images` only:
+# what the seed deployment did, one unpinned `pip install` of the spawner and its
+# stack on the same base. Not an image of this project.
+ARG BASE_IMAGE=python:3.13-slim-trixie
+FROM ${BASE_IMAGE}
+ARG CA_URL=""
+ARG STACK_REQUIREMENTS=""
+COPY images/common/with-build-ca /tmp/with-build-ca
+COPY pyproject.toml README.md /src/
+COPY firecrestspawner /src/firecrestspawner
+# hadolint ignore=DL3013,SC2086
+RUN sh /tmp/with-build-ca pip install --no-cache-dir "/src[hub]" $STACK_REQUIREMENTS
+CMD ["jupyterhub"]
