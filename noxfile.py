@@ -63,7 +63,7 @@ def lock(session: nox.Session) -> None:
 
 @nox.session(name="lint", python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Lint Dockerfiles (hadolint), shell scripts (shellcheck) and Python (ruff)."""
+    """Lint Dockerfiles (hadolint), shell scripts (shellcheck), Python (ruff), workflows (actionlint)."""
     _f7tbuild(session, "lint")
 
 
@@ -98,7 +98,7 @@ def check_recipes(session: nox.Session) -> None:
 
 @nox.session(name="bench-images", python=PYTHON)
 def bench_images(session: nox.Session) -> None:
-    """Benchmark: cold vs warm build times and image sizes over their bases (prints figures)."""
+    """Benchmark: build times vs an upstream-style build, cold/warm, sizes over the bases (prints figures)."""
     _f7tbuild(session, "bench")
 
 

@@ -16,7 +16,7 @@ tools=(
   "crane github.com/google/go-containerregistry/cmd/crane@v0.22.1"
   "actionlint github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"
   "cosign github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5"
-  "syft github.com/anchore/syft/cmd/syft@SYFT_VERSION"
+  "syft github.com/anchore/syft/cmd/syft@v1.57.1"
 )
 
 go_bin="$(command -v go || true)"
