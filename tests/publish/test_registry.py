@@ -24,6 +24,8 @@ import pytest
 
 from f7tbuild import checkpass, engine, tools
 from f7tbuild.catalogue import load
+from f7tbuild.index import assemble
+from f7tbuild.index import platforms_of as index_platforms
 from f7tbuild.labels import OCI, STANDIN_DIGEST, VERSIONS_PREFIX
 from f7tbuild.publish import Policy, Published, PublishRefused, publish
 from f7tbuild.sign import generate_key_pair, verify
@@ -253,3 +255,39 @@ def test_a_tampered_image_fails_verification(published, keys) -> None:
     assert copied.returncode != 0, copied.stdout
     # The genuine digest still verifies.
     assert verify(pub.ref, pub_key).returncode == 0
+
+
+def test_immutable_tags_are_never_moved(published, registry: str, chp_build) -> None:
+    """Publishing again is refused once an immutable tag names another image."""
+    pub, _ = published
+    cat, target, rev, _ = chp_build
+    immutable = tag_set(target, rev, standin=True).immutable[0]
+    crane("mutate", pub.ref, "--label", "other=build", "-t", f"{pub.repository}:{immutable}")
+    with pytest.raises(PublishRefused, match="immutable tags are never moved"):
+        publish(cat, ["chp"], registry=registry, policy=LOOPBACK_ONLY)
+    crane("tag", pub.ref, immutable)  # put it back for the tests after this one
+
+
+def test_multi_arch_index_per_tag(published, registry: str, chp_build, tmp_path: Path) -> None:
+    """A release's per-platform push, then one index per computed tag (f7tbuild.index)."""
+    pub, _ = published
+    cat, target, rev, _ = chp_build
+    out = tmp_path / "publish-amd64"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("COSIGN_PASSWORD", "")
+    try:
+        (arch,) = publish(
+            cat, ["chp"], registry=registry, out_dir=out, policy=LOOPBACK_ONLY,
+            platform="linux/amd64",
+        )
+    finally:
+        mp.undo()
+    assert arch.tags == [f"{tag_set(target, rev, standin=True).immutable[0]}-amd64"]
+    assert arch.digest == pub.digest  # the same image: the registry already has it
+    (index,) = assemble([out])
+    assert index_platforms(index.ref) == ["linux/amd64"]
+    for tag in arch.index_tags:
+        assert crane("digest", f"{index.repository}:{tag}").stdout.strip() == index.digest, tag
+    # The index's manifest for linux/amd64 is the signed image.
+    manifest = json.loads(crane("manifest", index.ref).stdout)
+    assert [m["digest"] for m in manifest["manifests"]] == [pub.digest]
