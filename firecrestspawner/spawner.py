@@ -634,7 +634,10 @@ class FirecRESTSpawner(FirecRESTSettings, Spawner):
         if status.phase is Phase.RUNNING:
             self._seen_running = True
         word = base_state(status.state)
-        if not self.allow_requeue and (word in REQUEUE_STATES or word == "PENDING"):
+        # PENDING counts only after FirecREST itself reported RUNNING: its accounting
+        # lags, so a job whose launcher already called back may still show PENDING.
+        if not self.allow_requeue and (word in REQUEUE_STATES
+                                       or (word == "PENDING" and self._seen_running)):
             message = self._requeue_message(status)
             if status.phase is Phase.TERMINAL:
                 self.lifecycle.to(State.ENDED, message)

@@ -31,6 +31,15 @@ def _state(double: FirecrestDouble, job_id: str) -> str:
     return double.scheduler.jobs_by_id[job_id].state  # type: ignore[attr-defined]
 
 
+async def _poll_until_running(spawner: Any) -> None:
+    for _ in range(50):
+        assert await spawner.poll() is None
+        if spawner._seen_running:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("poll never saw the job RUNNING")
+
+
 def test_every_state_has_its_transitions() -> None:
     assert set(TRANSITIONS) == set(State)
     assert all(targets <= set(State) for targets in TRANSITIONS.values())
@@ -144,6 +153,9 @@ async def test_requeued_job_ends_the_server_and_is_cancelled(
     spawner = user.spawner
     job_id = spawner.job_id
     assert "#SBATCH --no-requeue" in double.scheduler.jobs_by_id[job_id].script
+    # FirecREST's accounting reports RUNNING a little after the callback; PENDING before
+    # that is the lag, PENDING after it a requeue
+    await _poll_until_running(spawner)
     await double.scheduler.requeue(job_id, state=state, run_again_after=30)
 
     assert await spawner.poll() == 1
