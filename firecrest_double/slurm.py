@@ -10,9 +10,15 @@ the token's user, the way FirecREST runs them over ssh:
   ``env`` values are joined exactly as FirecREST joins them, so real ``sbatch`` cuts
   values at commas; FirecREST's single-quoted shell word also loses everything from a
   lone ``'`` on, which is reproduced before the string reaches ``sbatch``.
-* job info: ``squeue --json`` (Slurm 22.05's ``-j`` filter is ignored with ``--json``,
-  so the job is picked from the list). Without an accounting database a finished job
-  stays visible for ``MinJobAge`` seconds (3600 in the test cluster's slurm.conf).
+* job info, as FirecREST does it: ``sacct --json`` (the accounting database, through
+  slurmdbd) merged with ``squeue --json`` (Slurm 22.05's ``-j`` filter is ignored with
+  ``--json``, so squeue's job is picked from its list). A job sacct knows is answered
+  from sacct's record (so finished jobs stay visible after ``MinJobAge``, and a job
+  cancelled while pending shows ``nodes: "None assigned"``); a job only squeue knows
+  yet (sacct lags ~0.3-0.9 s behind a new job) is answered PENDING, so RUNNING shows a
+  little after the job really started, as on the real server. When sacct fails — no
+  ``accounting_storage/slurmdbd``, or slurmdbd stopped — every job query answers 500
+  (:class:`~firecrest_double.scheduler.AccountingError`), never "not found".
 * cancel: ``scancel <id>``. Real FirecREST answers 500 for an unknown or finished job
   (Slurm's ``scancel`` itself exits 0 there), so the job is looked up first.
 
@@ -36,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from firecrest_double.scheduler import (
+    AccountingError,
     JobNotFound,
     JobSubmission,
     SchedulerError,
@@ -260,6 +267,124 @@ class SlurmScheduler:
         return job_id
 
     # -- job info ---------------------------------------------------------------------
+    async def _sacct_jobs(self, user: str, job_id: str | None = None,
+                          allusers: bool = False) -> list[dict[str, Any]]:
+        """``sacct --json`` records (one job, or the user's/everybody's since midnight).
+
+        Raises AccountingError (HTTP 500) when sacct cannot answer: accounting not
+        configured, or slurmdbd not reachable."""
+        cmd = ["sacct", "--json"]
+        if job_id is not None:
+            cmd += ["-j", job_id]
+        elif allusers:
+            cmd.append("--allusers")
+        else:  # sacct run by root (or an operator) lists everybody's jobs by default
+            cmd += ["--user", user]
+        rc, out, err = await self._run(cmd, user=user, check=False)
+        if rc != 0:
+            if "accounting storage is disabled" in err.lower():
+                raise AccountingError(AccountingError.NOT_CONFIGURED)
+            raise AccountingError(
+                f"Unexpected Slurm command response. exit_status:{rc} std_err:{err.strip()}")
+        try:
+            jobs = json.loads(out)["jobs"]
+        except (ValueError, KeyError) as exc:
+            raise AccountingError(f"sacct --json answered no job list: {out[:200]!r}") from exc
+        return [j for j in jobs if job_id is None or str(j.get("job_id")) == job_id]
+
+    def sacct_model(self, job: Mapping[str, Any]) -> dict[str, Any]:
+        """One ``sacct --json`` job (Slurm 22.05) as FirecREST's ``JobModel``."""
+        job_id = str(job["job_id"])
+        state_info = job.get("state") or {}
+        state = str(state_info.get("current") or "PENDING")
+        started = state not in NOT_STARTED_STATES
+        shown = state
+        if state == "CANCELLED" and job_id in self._cancelled_by:
+            shown = f"CANCELLED by {self._cancelled_by[job_id]}"
+        exit_info = job.get("exit_code") or {}
+        signal_info = exit_info.get("signal") or {}
+        status = {
+            "state": shown,
+            "stateReason": str(state_info.get("reason") or "None"),
+            "exitCode": int(exit_info.get("return_code") or 0) if started else None,
+            "interruptSignal": int(signal_info.get("signal_id") or 0) if started else None,
+        }
+        t = job.get("time") or {}
+        start = int(t.get("start") or 0) if started else 0
+        end = int(t.get("end") or 0) if state in TERMINAL_STATES else 0
+        limit = t.get("limit")
+        times = {
+            "elapsed": int(t.get("elapsed") or 0),
+            "start": start,
+            "end": end,
+            "suspended": int(t.get("suspended") or 0),
+            "limit": int(limit) if isinstance(limit, int) else None,
+        }
+        tasks: list[dict[str, Any]] = []
+        if started:
+            tasks.append({"id": f"{job_id}.batch", "name": "batch", "status": dict(status),
+                          "time": dict(times)})
+        priority = job.get("priority")
+        return {
+            "jobId": job_id,
+            "name": str(job.get("name") or ""),
+            "status": status,
+            "tasks": tasks,
+            "time": times,
+            "account": job.get("account") or None,
+            "allocationNodes": int(job.get("allocation_nodes") or 0),
+            "cluster": str(job.get("cluster") or ""),
+            "group": job.get("group") or None,
+            "nodes": str(job.get("nodes") or ""),
+            "partition": str(job.get("partition") or ""),
+            "killRequestUser": None,  # FirecREST: always null
+            "user": job.get("user") or None,
+            "workingDirectory": str(job.get("working_directory") or ""),
+            "priority": int(priority) if isinstance(priority, int) else None,
+        }
+
+    def not_in_sacct_yet(self, job: Mapping[str, Any]) -> dict[str, Any]:
+        """A job only squeue knows (sacct lags behind a new job): reported PENDING."""
+        model = self.job_model(job)
+        if model["status"]["state"] in TERMINAL_STATES or model["status"]["state"].startswith(
+                "CANCELLED"):
+            return model
+        model["status"] = {"state": "PENDING", "stateReason": "None", "exitCode": None,
+                           "interruptSignal": None}
+        model["tasks"], model["nodes"], model["allocationNodes"] = [], "", 0
+        model["time"] = {**model["time"], "elapsed": 0, "start": 0, "end": 0}
+        return model
+
+    async def merged(self, user: str, job_id: str | None = None,
+                     allusers: bool = False) -> list[dict[str, Any]]:
+        """sacct's records merged with squeue's, as FirecREST answers job queries.
+
+        Known to both: squeue's live record (Slurm 22.05's ``sacct --json`` reports
+        exit code 0 for a failed job and drops the state reason), with sacct's
+        ``None assigned`` as the nodes of a job that ended before it got any. Only in
+        sacct: its record (slurmctld forgot the job). Only in squeue: PENDING."""
+        accounted = {str(j["job_id"]): j for j in await self._sacct_jobs(user, job_id, allusers)}
+        models: dict[str, dict[str, Any]] = {}
+        for job in await self._squeue_jobs():
+            jid = str(job["job_id"])
+            if job_id is not None and jid != job_id:
+                continue
+            if job_id is None and not allusers and job.get("user_name") != user:
+                continue
+            if jid not in accounted:
+                models[jid] = self.not_in_sacct_yet(job)
+                continue
+            model = self.job_model(job)
+            acct = self.sacct_model(accounted[jid])
+            if not model["nodes"] and model["status"]["state"] != "PENDING":
+                model["nodes"] = acct["nodes"]
+                model["allocationNodes"] = acct["allocationNodes"]
+            model["killRequestUser"] = None  # FirecREST: always null
+            models[jid] = model
+        for jid, job in accounted.items():
+            models.setdefault(jid, self.sacct_model(job))
+        return list(models.values())
+
     async def _squeue_jobs(self, fresh: bool = False) -> list[dict[str, Any]]:
         async with self._squeue_lock:
             now = time.monotonic()
@@ -365,17 +490,17 @@ class SlurmScheduler:
         allusers: bool = False,
         account: str | None = None,
     ) -> list[dict[str, Any]]:
-        """One job (``JobNotFound`` when Slurm does not know it) or ``user``'s jobs."""
+        """One job (``JobNotFound`` when Slurm does not know it) or ``user``'s jobs,
+        from sacct merged with squeue (AccountingError when sacct cannot answer)."""
         if job_id is not None:
-            return [self.job_model(await self._find(job_id))]
-        found = []
-        for job in await self._squeue_jobs():
-            if not allusers and job.get("user_name") != user:
-                continue
-            if account is not None and job.get("account") != account:
-                continue
-            found.append(self.job_model(job))
-        return found
+            if not job_id.isdigit():
+                raise JobNotFound(job_id)
+            found = await self.merged(user, job_id)
+            if not found:
+                raise JobNotFound(job_id)
+            return found[:1]
+        return [m for m in await self.merged(user, None, allusers)
+                if account is None or m["account"] == account]
 
     async def metadata(self, user: str, job_id: str) -> list[dict[str, Any]]:
         """Script and standard stream paths (``%j`` expanded, as FirecREST shows them)."""

@@ -126,7 +126,7 @@ async def test_cancel_reports_cancelled_by_uid(
     )
     assert_job_model(job)
     assert job["status"]["state"] == f"CANCELLED by {uid}"
-    assert job["killRequestUser"] == user
+    assert job["killRequestUser"] is None  # FirecREST: always null; the state names the uid
 
     with pytest.raises(SchedulerError, match="already completing or completed"):
         await slurm_scheduler.cancel(user, job_id)
@@ -199,3 +199,24 @@ async def test_user_job_listing(
     info = slurm_scheduler.userinfo(user)
     assert (info.name, info.uid) == (user, pwd.getpwnam(user).pw_uid)
     await slurm_scheduler.cancel(user, job_id)
+
+
+async def test_cancelled_while_pending_as_sacct_reports_it(
+    slurm_scheduler: SlurmScheduler, slurm_cluster: str, job_dir: Path
+) -> None:
+    """firecrest-v2-notes "More behaviours": nodes "None assigned", allocationNodes 0,
+    the last stateReason kept (here a held job's JobHeldUser) — from the real sacct."""
+    user = slurm_cluster
+    job_id = await slurm_scheduler.submit(
+        user, JobSubmission(working_directory=str(job_dir),
+                            script="#!/bin/bash\n#SBATCH --hold\ntrue\n", name="f7t-held"),
+    )
+    held = await wait_job(slurm_scheduler, user, job_id,
+                          lambda j: j["status"]["stateReason"] == "JobHeldUser")
+    assert held["status"]["state"] == "PENDING" and held["nodes"] == ""
+    await slurm_scheduler.cancel(user, job_id)
+    job = await wait_job(slurm_scheduler, user, job_id,
+                         lambda j: j["status"]["state"].startswith("CANCELLED"))
+    assert_job_model(job)
+    assert job["nodes"] == "None assigned" and job["allocationNodes"] == 0, job
+    assert job["status"]["stateReason"] == "JobHeldUser", job
