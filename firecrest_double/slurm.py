@@ -278,7 +278,7 @@ class SlurmScheduler:
             cmd += ["-j", job_id]
         elif allusers:
             cmd.append("--allusers")
-        else:  # sacct run by root (or an operator) lists everybody's jobs by default
+        else:  # sacct run by root (or an operator) would list everybody's jobs
             cmd += ["--user", user]
         rc, out, err = await self._run(cmd, user=user, check=False)
         if rc != 0:
@@ -290,7 +290,10 @@ class SlurmScheduler:
             jobs = json.loads(out)["jobs"]
         except (ValueError, KeyError) as exc:
             raise AccountingError(f"sacct --json answered no job list: {out[:200]!r}") from exc
-        return [j for j in jobs if job_id is None or str(j.get("job_id")) == job_id]
+        # 22.05 ignores -j and --user with --json (as squeue ignores -j): filter here
+        return [j for j in jobs
+                if (job_id is None or str(j.get("job_id")) == job_id)
+                and (job_id is not None or allusers or j.get("user") == user)]
 
     def sacct_model(self, job: Mapping[str, Any]) -> dict[str, Any]:
         """One ``sacct --json`` job (Slurm 22.05) as FirecREST's ``JobModel``."""
