@@ -63,7 +63,8 @@ def lock(session: nox.Session) -> None:
 
 @nox.session(name="lint", python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Lint Dockerfiles (hadolint), shell scripts (shellcheck), Python (ruff), workflows (actionlint)."""
+    """Lint Dockerfiles (hadolint), shell scripts (shellcheck), Python (ruff, mypy), workflows (actionlint)."""
+    session.install("-e", ".[hub]")  # mypy checks the spawner against JupyterHub's types
     _f7tbuild(session, "lint")
 
 

