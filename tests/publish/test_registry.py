@@ -291,3 +291,4 @@ def test_multi_arch_index_per_tag(published, registry: str, chp_build, tmp_path:
     # The index's manifest for linux/amd64 is the signed image.
     manifest = json.loads(crane("manifest", index.ref).stdout)
     assert [m["digest"] for m in manifest["manifests"]] == [pub.digest]
+    engine.remove_image(f"{arch.repository}:{arch.tags[0]}")
