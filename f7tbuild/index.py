@@ -21,7 +21,7 @@ from f7tbuild import tools
 from f7tbuild.output import status
 
 
-class IndexError_(RuntimeError):
+class IndexAssemblyError(RuntimeError):
     """The per-platform results do not make one index (the message says which)."""
 
 
@@ -46,7 +46,7 @@ def _crane(*args: str) -> str:
         [tools.find("crane"), *args], capture_output=True, text=True, timeout=600, check=False
     )
     if proc.returncode != 0:
-        raise IndexError_(f"crane {' '.join(args)} failed: {proc.stderr.strip()[-600:]}")
+        raise IndexAssemblyError(f"crane {' '.join(args)} failed: {proc.stderr.strip()[-600:]}")
     return proc.stdout.strip()
 
 
@@ -58,13 +58,13 @@ def group(entries: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     for name, items in by_target.items():
         platforms = [e.get("platform") for e in items]
         if None in platforms or len(set(platforms)) != len(platforms):
-            raise IndexError_(
+            raise IndexAssemblyError(
                 f"{name}: each platform must appear once with its platform set, got {platforms}"
             )
         if len({e["repository"] for e in items}) != 1:
-            raise IndexError_(f"{name}: platforms were pushed to different repositories")
+            raise IndexAssemblyError(f"{name}: platforms were pushed to different repositories")
         if len({tuple(e["index_tags"]) for e in items}) != 1:
-            raise IndexError_(
+            raise IndexAssemblyError(
                 f"{name}: platforms computed different tags (built from different commits?)"
             )
     return by_target
@@ -95,7 +95,7 @@ def assemble(paths: list[Path]) -> list[Index]:
             _crane("index", "append", *manifests, "-t", f"{repository}:{tag}")
             digests.add(_crane("digest", f"{repository}:{tag}"))
         if len(digests) != 1:
-            raise IndexError_(f"{name}: the tags' indexes differ: {sorted(digests)}")
+            raise IndexAssemblyError(f"{name}: the tags' indexes differ: {sorted(digests)}")
         sboms = {e["platform"]: str(Path(e["_dir"]) / e["files"]["sbom"]) for e in items}
         index = Index(
             name, repository, digests.pop(), list(items[0]["index_tags"]), platforms, sboms
