@@ -204,13 +204,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 callbacks_late += 1
                 hub_loop.call_later(0.05, deliver, job_id, attempt + 1)
             return
-        try:
-            sp.receive_callback("127.0.0.1", 20000 + int(job_id) % 40000)
-        except RuntimeError:
-            pass  # the start already gave up; it will report why
+        async def call_back() -> None:
+            try:  # the job reports its node, as a launcher does (the hub checks it)
+                await sp.receive_callback(node_of.get(job_id, "localhost"),
+                                          20000 + int(job_id) % 40000)
+            except RuntimeError:
+                pass  # the start already gave up; it will report why
+
+        hub_loop.create_task(call_back())
+
+    node_of: dict[str, str] = {}  # job id -> node
 
     def on_state(job: SimJob, state: str) -> None:  # runs in the double's thread
         if state == "RUNNING":
+            node_of[job.job_id] = job.node
             hub_loop.call_soon_threadsafe(hub_loop.call_later, args.launch_delay,
                                           deliver, job.job_id)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from traitlets import Bool, Dict, Float, Int, List, Unicode, Union, default, validate
 from traitlets.config import LoggingConfigurable
 
+from .compute.hosts import NodeAddressing
 from .config import ConfigError
 from .options import Limits, form_to_options, render_form, validate_options
 from .script import check_directive, check_template, packaged_template
@@ -198,6 +199,22 @@ class FirecRESTSettings(LoggingConfigurable):
         600.0, help="Seconds between sweeps of a user's job list for orphan jobs (jobs with "
         "this hub's job names that no server owns); 0: sweep only before a start"
     ).tag(config=True)
+    node_addresses = Dict(
+        help="How the hub reaches compute nodes, given their Slurm names, for the callback "
+        "check: the host a job reports must be one of its allocated nodes as FirecREST "
+        "reports them, in one of these forms. Keys: 'templates' (e.g. "
+        "['{node}.cluster.example', '{node}-hsn0']), 'pattern' (a regular expression with a "
+        "group 'node', e.g. '(?P<node>nid\\d+)\\.hsn\\.example'), 'accept_node_name' "
+        "(default True). Empty: the node names only",
+    ).tag(config=True)
+    resolve_node_addresses = Bool(
+        True, help="Also accept an IP address that one of the job's accepted node names "
+        "resolves to (DNS lookup at callback time)"
+    ).tag(config=True)
+    callback_node_wait = Float(
+        10.0, help="Seconds a callback may wait for FirecREST to report the job's nodes "
+        "(its accounting reports RUNNING a little after the job started)"
+    ).tag(config=True)
     token_timeout = Float(
         30.0, help="Seconds a token grant at the identity provider may take (separate from "
         "firecrest_timeout, long enough that a rotated refresh token is not lost)"
@@ -280,6 +297,7 @@ class FirecRESTSettings(LoggingConfigurable):
         return float(proposal["value"])
 
     @validate("firecrest_timeout", "start_poll_interval", "stop_timeout", "poll_retry_backoff",
+              "callback_node_wait",
               "reconcile_backoff", "reconcile_backoff_max", "token_timeout")
     def _check_positive(self, proposal: Any) -> float:
         if proposal["value"] <= 0:
@@ -293,6 +311,15 @@ class FirecRESTSettings(LoggingConfigurable):
             raise ConfigError(f"FirecRESTSpawner.{proposal['trait'].name}: "
                               f"{proposal['value']} must not be negative")
         return proposal["value"]
+
+    @validate("node_addresses")
+    def _check_node_addresses(self, proposal: Any) -> dict[str, Any]:
+        value = dict(proposal["value"])
+        try:
+            node_addressing(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"FirecRESTSpawner.node_addresses: {exc}") from None
+        return value
 
     @validate("environment")
     def _check_environment(self, proposal: Any) -> dict[str, Any]:
@@ -406,3 +433,16 @@ def _options_from_form(formdata: dict[str, list[str]], spawner: Any = None) -> d
     if spawner is not None:
         return validate_options(options, spawner.limits()).as_user_options()
     return dict(options)
+
+
+def node_addressing(value: dict[str, Any]) -> NodeAddressing:
+    """The :class:`~.compute.hosts.NodeAddressing` of a ``node_addresses`` setting."""
+    unknown = sorted(set(value) - {"templates", "pattern", "accept_node_name"})
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown}; use templates, pattern, accept_node_name")
+    templates = value.get("templates", ())
+    if isinstance(templates, str):
+        templates = (templates,)
+    return NodeAddressing(templates=tuple(str(t) for t in templates),
+                          pattern=value.get("pattern"),
+                          accept_node_name=bool(value.get("accept_node_name", True)))

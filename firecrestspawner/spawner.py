@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,13 +30,14 @@ from traitlets import Int, Unicode
 
 from . import api  # noqa: F401  (registers the callback handler with JupyterHub)
 from .compute.envcodec import ENV_VAR, encode_env
+from .compute.hosts import NO_NODES, expand_hostlist, match_allocated
 from .errors import InvalidOptions, JobEnded, LoginRequired, StartFailed, StartTimeout
 from .gateway import Failure, GatewayError, JobGateway
 from .lifecycle import Lifecycle, State
 from .options import OptionError, validate_options
 from .reconciler import STATE_KEY, Reconciler, reconciler_for
 from .script import ScriptContext, packaged_template, render, safe_job_name
-from .settings import FirecRESTSettings
+from .settings import FirecRESTSettings, node_addressing
 from .slurm import JobStatus, Phase, base_state
 from .tls import ssl_context
 from .tokens import ClientCredentialsAuth, TokenEndpoint, UserTokenAuth, user_token_auth
@@ -317,26 +319,85 @@ class FirecRESTSpawner(FirecRESTSettings, Spawner):
             await self._events_changed.wait()
 
     # ================================================================ callback
-    def receive_callback(self, host: str, port: int) -> None:
+    async def receive_callback(self, host: str, port: int) -> None:
         """Called by the callback handler (:mod:`.api`) when the job reports where its
         JupyterLab listens. Returns None once recorded.
 
-        A repeated callback with the same host and port (a launcher retrying after a
-        lost answer) is accepted again. Raises ValueError for a bad host or port,
-        RuntimeError when no start waits (or it already got another address).
+        The host must be one of the job's allocated nodes as FirecREST reports them
+        (in a form ``node_addresses`` allows, or an IP address such a name resolves
+        to). A repeated callback with the same host and port (a launcher retrying after
+        a lost answer) is accepted again. Raises ValueError for a bad host or port;
+        RuntimeError when no start waits (or it already got another address) and when
+        the host is not the job's (403; the start then fails, naming host and nodes).
         """
         host = validate_host(host)
         port = validate_port(port)
         future = self._callback
         if (self._starting and future is not None and future.done()
-                and not future.cancelled() and future.result() == (host, port)):
+                and not future.cancelled() and future.exception() is None
+                and future.result() == (host, port)):
             return
         if not self._starting or future is None or future.done():
             raise RuntimeError(
                 f"{self._log_name} is not waiting for a callback (job {self.job_id or 'none'});"
                 " the server was not starting, or already got its callback"
             )
-        future.set_result((host, port))
+        nodes = await self._job_nodes()
+        verdict = match_allocated(host, nodes, node_addressing(self.node_addresses),
+                                  await self._resolver(host, nodes))
+        if not verdict:
+            why = f"job {self.job_id} reported a host that is not its own: {verdict.reason}"
+            if not future.done():
+                future.set_exception(StartFailed(f"The callback was refused: {why}", 403))
+            raise RuntimeError(why)
+        if not future.done():
+            future.set_result((verdict.host, port))
+
+    async def _job_nodes(self) -> str:
+        """The job's nodes as FirecREST reports them (waits up to callback_node_wait s
+        for FirecREST's accounting to show them)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.callback_node_wait
+        nodes = ""
+        while True:
+            try:
+                status = await self.gateway().status(self.job_system, self.job_id,
+                                                     confirm_gone=False)
+                nodes = status.nodes
+                if nodes and nodes not in NO_NODES:
+                    return nodes
+            except GatewayError as exc:
+                self.log.warning("%s: cannot read job %s's nodes for its callback: %s",
+                                 self._log_name, self.job_id, exc.detail)
+            if loop.time() >= deadline:
+                return nodes
+            await asyncio.sleep(0.25)
+
+    async def _resolver(self, host: str, nodes: str) -> Any:
+        """A lookup table for :func:`match_allocated` (names -> addresses), filled
+        asynchronously so that the hub's loop never blocks on DNS; None when off."""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return None  # a name: matched against the node names and templates only
+        if not self.resolve_node_addresses:
+            return None
+        try:
+            names = expand_hostlist(nodes)[:64]
+        except ValueError:
+            return None
+        addressing = node_addressing(self.node_addresses)
+        candidates = {n for n in names} | {t.format(node=n) for n in names
+                                           for t in addressing.templates}
+        loop = asyncio.get_running_loop()
+        table: dict[str, list[str]] = {}
+        for name in candidates:
+            try:
+                infos = await asyncio.wait_for(loop.getaddrinfo(name, None), 5.0)
+            except (OSError, asyncio.TimeoutError):
+                continue
+            table[name] = [str(info[4][0]) for info in infos]
+        return lambda name: table.get(name, [])
 
     # ================================================================ start
     async def start(self) -> tuple[str, int]:

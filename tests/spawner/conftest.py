@@ -27,7 +27,10 @@ USER = "alice"
 @pytest_asyncio.fixture
 async def double() -> AsyncIterator[FirecrestDouble]:
     """The FirecREST double (system ``cluster``, 0.3 s queue), checked for violations."""
-    scheduler = SimulatedScheduler("cluster", queue_delay=0.3, reason_after=0.1)
+    # one node, "localhost": the fake labs listen on 127.0.0.1, which the hub's callback
+    # check accepts because the job's node name resolves to it
+    scheduler = SimulatedScheduler("cluster", queue_delay=0.3, reason_after=0.1,
+                                   nodes=["localhost"])
     async with FirecrestDouble(scheduler) as fc:
         yield fc
         fc.assert_no_violations()

@@ -53,6 +53,8 @@ class FakeCompute:
 
     scheduler: SimulatedScheduler
     callback: bool = True
+    #: The host the launchers report (the labs listen on 127.0.0.1 regardless).
+    host: str = "127.0.0.1"
     labs: dict[str, Lab] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -89,7 +91,7 @@ class FakeCompute:
         url = env["JUPYTERHUB_API_URL"].rstrip("/") + "/firecrestspawner/callback"
         headers = {"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}"}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s, \
-                s.post(url, json={"host": "127.0.0.1", "port": lab.port}, headers=headers) as r:
+                s.post(url, json={"host": self.host, "port": lab.port}, headers=headers) as r:
             lab.callback_status = r.status
             lab.callback_body = await r.text()
 

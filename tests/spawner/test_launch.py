@@ -43,7 +43,8 @@ async def double(tmp_path: Path) -> AsyncIterator[FirecrestDouble]:
         "LANG": "C.UTF-8",
     }
     scheduler = SimulatedScheduler("cluster", queue_delay=0.2, execute=True,
-                                   login_env=login_env, kill_grace=5.0)
+                                   login_env=login_env, kill_grace=5.0,
+                                   nodes=["localhost"])
     async with FirecrestDouble(scheduler) as fc:
         yield fc
         fc.assert_no_violations()

@@ -347,3 +347,36 @@ async def test_restarted_hub_resumes_unconfirmed_jobs(
     second.users[USER].spawners[""]  # any spawner of the new hub resumes the work
     await wait_for(lambda: _state(double, job_id).startswith("CANCELLED"), 20,
                    what="job cancelled by the restarted hub")
+
+
+@pytest.mark.parametrize("host", ["169.254.169.254", "nid000042", "10.0.0.1"])
+async def test_callback_from_a_host_that_is_not_the_jobs_is_refused(
+        make_hub: Any, double: FirecrestDouble, compute: FakeCompute, host: str) -> None:
+    """A user who reads the job's token cannot point the proxy elsewhere: the host must
+    be the job's node (here 'localhost', i.e. 127.0.0.1)."""
+    compute.host = host
+    app = await make_hub(**FAST)
+    _, client, _ = await login(app, double)
+
+    events = await start_server(client)
+    assert events[-1].get("failed")
+    message = events[-1]["message"]
+    assert host in message and "localhost" in message and "refused" in message
+    (lab,) = compute.labs.values()
+    assert lab.callback_status == 403 and host in lab.callback_body
+    await wait_for(lambda: _state(double, lab.job_id).startswith("CANCELLED"), 10,
+                   what="job cancelled after the refused callback")
+
+
+async def test_callback_with_a_site_node_address_template(
+        make_hub: Any, double: FirecrestDouble, compute: FakeCompute) -> None:
+    compute.host = "localhost.hsn.invalid"
+    app = await make_hub(**FAST, http_timeout=2,
+                         node_addresses={"templates": ["{node}.hsn.invalid"]})
+    _, client, _ = await login(app, double)
+
+    events = await start_server(client)
+    # accepted by the check; JupyterHub then cannot reach the made-up name
+    (lab,) = compute.labs.values()
+    assert lab.callback_status == 200, lab.callback_body
+    assert events
