@@ -74,6 +74,8 @@ class Reconciler:
     resumed: bool = False
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
+    #: Background orphan sweeps of the hub's spawners (cancelled by :meth:`stop`).
+    tasks: set[asyncio.Future[None]] = field(default_factory=set)
     #: Jobs confirmed ended, in order (job id, how): for logs and tests.
     confirmed: list[tuple[str, str]] = field(default_factory=list)
 
@@ -196,6 +198,8 @@ class Reconciler:
 
     async def stop(self) -> None:
         """Stop working (the unconfirmed jobs stay in the saved states)."""
+        for task in list(self.tasks):
+            task.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(BaseException):

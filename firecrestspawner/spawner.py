@@ -90,6 +90,7 @@ class FirecRESTSpawner(FirecRESTSettings, Spawner):
         self.lifecycle = Lifecycle(self.log, "FirecRESTSpawner")
         self._sweep_task: asyncio.Task[None] | None = None
         self._last_sweep = time.monotonic()
+        self._started_here = False
         self.check_settings()
 
     @property
@@ -240,6 +241,8 @@ class FirecRESTSpawner(FirecRESTSettings, Spawner):
                 delay = min(delay * 2, self.reconcile_backoff_max)
 
         self._sweep_task = asyncio.ensure_future(run())
+        self.reconciler().tasks.add(self._sweep_task)  # stopped with the reconciler
+        self._sweep_task.add_done_callback(self.reconciler().tasks.discard)
 
     # ================================================================ options
     def template_namespace(self) -> dict[str, Any]:
@@ -427,6 +430,7 @@ class FirecRESTSpawner(FirecRESTSettings, Spawner):
         self._outages = 0
         self.end_reason = ""
         self.job_host, self.job_port = "", 0
+        self._started_here = True
         self.lifecycle.reset()
         self.lifecycle.to(State.SUBMITTING, "start")
         try:
@@ -636,8 +640,10 @@ class FirecRESTSpawner(FirecRESTSettings, Spawner):
         job, a token endpoint in trouble) returns None: the server is kept.
         """
         if not self.job_id:
-            if getattr(self, "server", None) is not None and not self._starting:
-                # a server without a job: the hub died between submit and saving state
+            if (getattr(self, "server", None) is not None and not self._starting
+                    and not self._started_here):
+                # a server without a job, found by a restarted hub: the hub died between
+                # submit and saving state
                 self._sweep_in_background("a server without a recorded job")
             return self._exit_code if self.lifecycle.state is not State.IDLE else 0
         if self.lifecycle.state in (State.ENDED, State.HANDED_OVER):
