@@ -105,6 +105,7 @@ class FirecrestDouble:
         filesystems: Sequence[FileSystemConfig] | None = None,
         max_ops_file_size: int = DEFAULT_MAX_OPS_FILE_SIZE,
         keep_request_log: bool = True,
+        jwks_url: str | None = None,
     ) -> None:
         if scheduler is None:
             scheds: list[Scheduler] = []
@@ -123,6 +124,9 @@ class FirecrestDouble:
         self.filesystems: list[FileSystemConfig] = []
         self.max_ops_file_size = max_ops_file_size
         self.keep_request_log = keep_request_log
+        #: Verify tokens against this JWKS (an external identity provider) instead of
+        #: the own IdP's; the own IdP is then not served at all.
+        self.jwks_url = jwks_url
         self.url = ""
         self.faults = Faults()
         #: Spec violations (requests received and responses the double built).
@@ -136,7 +140,7 @@ class FirecrestDouble:
         self._verifier: TokenVerifier | None = None
         self._runner: web.AppRunner | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._owns_idp = idp is None or not idp.url
+        self._owns_idp = (idp is None or not idp.url) and jwks_url is None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handlers: dict[str, Handler] = {
@@ -181,7 +185,7 @@ class FirecrestDouble:
         """Start the IdP (if it is ours), the schedulers and the HTTP server."""
         if self._owns_idp:
             await self.idp.start(self.host)
-        self._verifier = TokenVerifier(self.idp.url + "/jwks")
+        self._verifier = TokenVerifier(self.jwks_url or self.idp.url + "/jwks")
         # As FirecREST: the JWKS is fetched once, at start-up, and never again.
         await self._verifier.load()
         if self._fs_arg is None:

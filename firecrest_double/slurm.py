@@ -128,6 +128,7 @@ class SlurmScheduler:
         system_name: str = "cluster",
         command_timeout: float = COMMAND_TIMEOUT,
         squeue_cache_s: float = 0.2,
+        cancel_on_stop: bool = True,
     ) -> None:
         self.system_name = system_name
         self.command_timeout = command_timeout
@@ -139,6 +140,8 @@ class SlurmScheduler:
         self._squeue_lock = asyncio.Lock()
         #: Every job id this backend submitted (tests cancel leftovers on stop).
         self.submitted: list[str] = []
+        #: ``stop()`` cancels them (tests); False keeps them, as a restarted FirecREST does.
+        self.cancel_on_stop = cancel_on_stop
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -148,7 +151,9 @@ class SlurmScheduler:
             raise SlurmUnavailable(reason)
 
     async def stop(self) -> None:
-        """Cancel the jobs this backend submitted that still run."""
+        """Cancel the jobs this backend submitted that still run (``cancel_on_stop``)."""
+        if not self.cancel_on_stop:
+            return
         try:
             jobs = {str(j["job_id"]): j for j in await self._squeue_jobs(fresh=True)}
         except SchedulerError:

@@ -22,8 +22,9 @@ from typing import Any
 
 #: Software environment kinds a job can run JupyterLab in.
 ENVIRONMENTS = ("native", "uenv", "container")
-#: Container engines: CSCS Container Engine (EDF, ``--environment=``) or enroot/pyxis.
-CONTAINER_ENGINES = ("edf", "pyxis")
+#: Container engines: CSCS Container Engine (EDF, ``--environment=``), enroot/pyxis, or
+#: rootless Podman run by the job user (``podman run``).
+CONTAINER_ENGINES = ("edf", "pyxis", "podman")
 
 # Strict patterns, one per field. Anchored with \Z (``$`` would accept a final newline).
 _SLURM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")

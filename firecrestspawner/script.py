@@ -182,6 +182,14 @@ def launch_command(options: JobOptions, context: ScriptContext) -> str:
             f"uenv run {shlex.quote(options.uenv)} --view={shlex.quote(options.uenv_view)}"
             f" -- {tail}"
         )
+    if options.environment == "container" and context.container_engine == "podman":
+        extra = shlex.join(context.container_args)
+        return (
+            'podman run --rm --network=host --userns=keep-id --volume "$HOME:$HOME" '
+            '--workdir "$PWD" --env HOME="$HOME" '
+            "--env 'JUPYTERHUB_*' --env 'JPY_*' --env 'FIRECRESTSPAWNER_*' "
+            f"{extra + ' ' if extra else ''}{shlex.quote(options.container_image)} {tail}"
+        )
     if options.environment == "container":
         flag = "--environment" if context.container_engine == "edf" else "--container-image"
         extra = shlex.join(context.container_args)

@@ -134,7 +134,8 @@ class FirecRESTSettings(LoggingConfigurable):
         False, help="Let users type any container image matching the strict pattern"
     ).tag(config=True)
     container_engine = Unicode(
-        "edf", help="Container engine: 'edf' (CSCS Container Engine) or 'pyxis' (enroot/pyxis)"
+        "edf", help="Container engine: 'edf' (CSCS Container Engine), 'pyxis' (enroot/pyxis) "
+        "or 'podman' (rootless Podman run by the job user)"
     ).tag(config=True)
 
     # ---------------------------------------------------------------- tokens

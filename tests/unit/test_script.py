@@ -28,6 +28,7 @@ CONTEXT = ScriptContext(job_name="jupyterhub-alice", args=["--debug", "--x=a b"]
                      "firecrestspawner-singleuser --debug '--x=a b'")),
     ("container", "edf", "--environment=pytorch-25.10"),
     ("container", "pyxis", "--container-image=pytorch-25.10"),
+    ("container", "podman", "podman run --rm --network=host --userns=keep-id"),
 ])
 def test_packaged_templates(environment: str, engine: str, launch: str) -> None:
     options = JobOptions(partition="normal", account="proj", nodes=2, time_seconds=5400, gpus=4,
@@ -44,6 +45,18 @@ def test_packaged_templates(environment: str, engine: str, launch: str) -> None:
     assert launch in script
     assert "{{" not in script
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+
+
+def test_podman_passes_the_hubs_variables_by_name_only() -> None:
+    """Podman gets the hub's variables by name (``--env NAME*``), never their values."""
+    options = JobOptions(environment="container", container_image="f7t4jhub/singleuser:x")
+    context = ScriptContext(**{**CONTEXT.__dict__, "container_engine": "podman"})
+    for text in (render(packaged_template("container", "podman"), options, context),
+                 launch_command(options, context)):
+        assert "--env 'JUPYTERHUB_*'" in text and "--env 'FIRECRESTSPAWNER_*'" in text
+        assert "--network=host" in text
+        assert "f7t4jhub/singleuser:x firecrestspawner-singleuser --debug '--x=a b'" in text
+        assert "=$JUPYTERHUB" not in text and "${JUPYTERHUB" not in text
 
 
 def test_native_venv_is_activated_and_quoted() -> None:
