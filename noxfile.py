@@ -17,6 +17,7 @@ nox.options.reuse_venv = "yes"
 PYTHON = "3.11"
 BUILD_DEPS = ["-r", "requirements/build.txt"]
 TEST_DEPS = ["-r", "requirements/test.txt"]
+E2E_DEPS = ["-r", "requirements/e2e.txt"]
 
 
 def _f7tbuild(session: nox.Session, *args: str) -> None:
@@ -70,16 +71,30 @@ def lint(session: nox.Session) -> None:
 
 # JupyterHub 6.x runs the whole suite; 5.x (also allowed by the hub extra) runs the
 # spawner and unit tests again (tests/api already starts a hub of each major itself).
-JUPYTERHUB_SUITES = {"6": ["tests"], "5": ["tests/spawner", "tests/unit"]}
+# tests/deploy (the whole deployment: containers, browser) is the e2e session, which the
+# 6.x run queues after itself, so `nox -s tests` runs it too.
+JUPYTERHUB_SUITES = {
+    "6": ["tests", "--ignore=tests/deploy"],
+    "5": ["tests/spawner", "tests/unit"],
+}
 
 
 @nox.session(name="tests", python=PYTHON)
 @nox.parametrize("jupyterhub", list(JUPYTERHUB_SUITES))
 def tests(session: nox.Session, jupyterhub: str) -> None:
-    """Run the tests: unit, spawner vs the FirecREST double, Slurm e2e, recipes (JupyterHub 5.x: spawner+unit)."""
+    """Run the tests: unit, spawner vs the FirecREST double, Slurm e2e, recipes (JupyterHub 5.x: spawner+unit); then e2e."""
     session.install(*TEST_DEPS)
     session.install("-e", ".[hub]", f"jupyterhub=={jupyterhub}.*")
     session.run("pytest", *(session.posargs or JUPYTERHUB_SUITES[jupyterhub]))
+    if jupyterhub == "6" and not session.posargs:
+        session.notify("e2e")
+
+
+@nox.session(name="e2e", python=PYTHON)
+def e2e(session: nox.Session) -> None:
+    """The deployment end to end: hub+chp containers, OIDC provider, FirecREST on Slurm, Podman job, Chromium."""
+    session.install(*E2E_DEPS)
+    session.run("pytest", "tests/deploy", *session.posargs)
 
 
 @nox.session(name="chart", python=PYTHON)

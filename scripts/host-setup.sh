@@ -5,6 +5,9 @@
 #   - a local single-node Slurm cluster for the end-to-end tests (scripts/slurm-up.sh),
 #   - Node.js/npm on the host (configurable-http-proxy for the end-to-end hub),
 #   - helm, built with `go install` (scripts/install-helm.sh; needs Go),
+#   - for the deployment end-to-end test (tests/deploy, nox -s e2e): rootless Podman
+#     (podman uidmap slirp4netns fuse-overlayfs), Debian's Chromium, and the test's npm
+#     packages (oidc-provider, playwright-core) in tests/deploy/node/node_modules,
 #   - nox and uv in a tools venv, linked into /usr/local/bin,
 #   - crane, cosign, syft, actionlint (scripts/install-go-tools.sh: publishing, lint).
 # Idempotent: re-running only starts what is not running.
@@ -50,6 +53,27 @@ bash "$here/slurm-up.sh"
 
 step "helm (Helm chart tests; go install, version from catalogue.toml)"
 bash "$here/install-helm.sh"
+
+step "deployment e2e: rootless Podman, Chromium, npm packages (tests/deploy/node)"
+need=()
+for pkg in podman uidmap slirp4netns fuse-overlayfs chromium; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}"
+else
+  echo "podman and chromium present"
+fi
+node_dir="$here/../tests/deploy/node"
+# playwright-core never downloads a browser (it drives /usr/bin/chromium); the lock file
+# pins every package with its integrity hash.
+if [ ! -f "$node_dir/node_modules/.package-lock.json" ] \
+   || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$node_dir" --no-audit --no-fund
+else
+  echo "npm packages present"
+fi
 
 step "nox and uv (tools venv: $tools)"
 if [ ! -x "$tools/bin/nox" ] || [ ! -x "$tools/bin/uv" ]; then

@@ -6,6 +6,7 @@
 // - access tokens are RS256 JWTs for one resource (FirecREST) carrying `preferred_username`
 //   plus `given_name` and `email` together (FirecREST v2 answers 500 to a token with `email`
 //   and no `given_name`), verifiable against this provider's JWKS (`/jwks`);
+// - `/userinfo/jwt` answers for those access tokens, as Keycloak's userinfo does;
 // - the login page is the library's own development interaction (any user name, a
 //   password field, then a consent page): a browser logs in there.
 //
@@ -18,7 +19,7 @@ import fs from 'node:fs';
 import Provider from 'oidc-provider';
 
 const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
-const issuer = `http://${config.host}:${config.port}`;
+const issuer = `http://${config.public_host ?? config.host}:${config.port}`;
 const RESOURCE = config.resource ?? 'urn:f7t4jhub:firecrest';
 
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -96,9 +97,36 @@ const provider = new Provider(issuer, {
     Interaction: 600,
   },
   routes: { jwks: '/jwks', token: '/token', authorization: '/auth', userinfo: '/userinfo' },
-  pkce: { required: () => false },
 });
 provider.proxy = false;
+
+// Keycloak's userinfo endpoint also takes the realm's JWT access tokens; this library's
+// /userinfo refuses tokens issued for a resource server. `/userinfo/jwt` answers like
+// Keycloak's for the tokens issued here: signature (our key), issuer and expiry checked.
+const publicKey = crypto.createPublicKey(privateKey);
+function verifiedClaims(authorization) {
+  const [scheme, token] = (authorization ?? '').split(' ');
+  if (scheme?.toLowerCase() !== 'bearer' || !token) return null;
+  const [header, payload, signature] = token.split('.');
+  if (!signature) return null;
+  const ok = crypto.verify('RSA-SHA256', Buffer.from(`${header}.${payload}`), publicKey,
+    Buffer.from(signature, 'base64url'));
+  if (!ok) return null;
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
+  if (claims.iss !== issuer || claims.exp * 1000 < Date.now()) return null;
+  return claims;
+}
+provider.use(async (ctx, next) => {
+  if (ctx.path !== '/userinfo/jwt') return next();
+  const claims = verifiedClaims(ctx.get('authorization'));
+  if (!claims) {
+    ctx.status = 401;
+    ctx.body = { error: 'invalid_token' };
+    return undefined;
+  }
+  ctx.body = claimsOf(claims.sub);
+  return undefined;
+});
 
 const server = provider.listen(config.port, config.host, () => {
   process.stdout.write(`ready ${issuer}\n`);
