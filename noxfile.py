@@ -126,6 +126,13 @@ def bench_spawner(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks.spawn", *session.posargs)
 
 
+@nox.session(name="bench-e2e", python=PYTHON)
+def bench_e2e(session: nox.Session) -> None:
+    """Benchmark: spawn request to Lab through the proxy in the whole deployment, split by phase; 10 users at once (prints figures)."""
+    session.install(*E2E_DEPS)
+    session.run("python", "-m", "benchmarks.e2e", *session.posargs)
+
+
 @nox.session(name="publish", python=PYTHON)
 def publish(session: nox.Session) -> None:
     """Push checked builds (-- --registry HOST/NS, --sign KEY); write digests, manifests, SBOMs."""

@@ -534,11 +534,12 @@ def _job_files(user: str) -> str:
 @contextlib.contextmanager
 def bring_up(
     user: str | None = None, *, poll_interval: int = 10, script_setup: str = "",
-    variants: list[str] | None = None,
+    variants: list[str] | None = None, extra_users: list[str] | None = None,
 ) -> Iterator[Deployment]:
     """The whole deployment for ``user`` (default: the cluster's job user), torn down on
     exit whatever happens. ``variants``: singleuser variants loaded into the user's Podman
-    (default: every variant in the catalogue)."""
+    (default: every variant in the catalogue); ``extra_users`` may log in too (their
+    Linux accounts are the caller's)."""
     from f7tbuild.catalogue import load
     from tests.deploy import hubconfig
     from tests.e2e import e2e_provision
@@ -546,7 +547,8 @@ def bring_up(
 
     user = user or JOB_USER
     client = docker_client()
-    hub_image = image_ref(client, "hub")
+    # F7T_E2E_HUB_IMAGE: try a hub image of your own (e.g. a local patch) in this deployment.
+    hub_image = os.environ.get("F7T_E2E_HUB_IMAGE") or image_ref(client, "hub")
     chp_image = image_ref(client, "chp")
     if variants is None:
         variants = [t.variant for t in load().targets if t.family == "singleuser" and t.variant]
@@ -577,7 +579,7 @@ def bring_up(
             hub_port=hub_port, proxy_url=proxy.url, proxy_api_url=proxy.api_url,
             proxy_token=proxy.token, issuer=idp.issuer, client_id=idp.client_id,
             client_secret=idp.client_secret, firecrest_url=firecrest.url, system=SYSTEM,
-            users=[user], container_images=list(images.values()), venvs=[str(venv)],
+            users=[user, *(extra_users or [])], container_images=list(images.values()), venvs=[str(venv)],
             poll_interval=poll_interval, script_setup=script_setup,
         )
         mounts = hubconfig.write(workdir / "hub", settings)
