@@ -101,10 +101,10 @@ def _hub_events(dep: stack.Deployment, since: float) -> list[tuple[float, str]]:
     return events
 
 
-def _job_log(user: str, job_id: str) -> str:
+def _job_log(user: str, job_dir: str, job_id: str) -> str:
     import pwd
 
-    path = Path(pwd.getpwnam(user).pw_dir) / f"jupyterhub-{job_id}.log"
+    path = Path(pwd.getpwnam(user).pw_dir) / job_dir / f"jupyterhub-{job_id}.log"
     return path.read_text(errors="replace") if path.exists() else ""
 
 
@@ -116,7 +116,7 @@ def fill(dep: stack.Deployment, t: Timeline) -> None:
             t.submitted, t.job_id = when, m.group(1)
     if not t.job_id:
         return
-    log = _job_log(t.user, t.job_id)
+    log = _job_log(t.user, dep.job_dir, t.job_id)
     for line in log.splitlines():
         if line.startswith(MARK) and t.script_start is None:
             t.script_start = float(line.split()[1])

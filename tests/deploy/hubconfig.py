@@ -42,6 +42,7 @@ class HubSettings:
     users: list[str]
     container_images: list[str] = field(default_factory=list)
     venvs: list[str] = field(default_factory=list)
+    workdir: str = "/home/{username}"
     poll_interval: int = 10
     script_setup: str = ""
 
@@ -53,7 +54,7 @@ def values(s: HubSettings) -> dict[str, Any]:
     spawner: dict[str, Any] = {
         "firecrest_url": s.firecrest_url,
         "system": s.system,
-        "workdir": "/home/{username}",
+        "workdir": s.workdir,
         "environments": environments,
         "default_environment": environments[0],
         "allowed_partitions": ["debug", "normal"],

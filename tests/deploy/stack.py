@@ -411,6 +411,19 @@ def load_into_podman(client: docker.DockerClient, image: str, user: str, timeout
     return ref
 
 
+@contextlib.contextmanager
+def user_directory(user: str, name: str) -> Iterator[Path]:
+    """``~user/name``, owned by ``user``, removed on exit."""
+    pw = pwd.getpwnam(user)
+    path = Path(pw.pw_dir) / name
+    path.mkdir(mode=0o700)
+    try:
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 # -- Slurm -------------------------------------------------------------------------------
 def slurm_job(job_id: str) -> dict[str, Any] | None:
     """The job as Slurm reports it (``squeue --json``; finished jobs stay MinJobAge)."""
@@ -486,6 +499,7 @@ class Deployment:
     images: dict[str, str]  # singleuser variant -> reference in the user's Podman
     venv: str
     client: docker.DockerClient
+    job_dir: str  # the jobs' working directory, relative to each user's home
     logs: dict[str, Callable[[], str]] = field(default_factory=dict)
 
     @property
@@ -523,8 +537,8 @@ def check_host() -> None:
         raise Unavailable("docker", f"no usable Docker engine: {exc}") from exc
 
 
-def _job_files(user: str) -> str:
-    home = Path(pwd.getpwnam(user).pw_dir)
+def _job_files(user: str, job_dir: str) -> str:
+    home = Path(pwd.getpwnam(user).pw_dir) / job_dir
     texts = []
     for path in sorted(home.glob("jupyterhub-*.log"), key=lambda p: p.stat().st_mtime)[-3:]:
         texts.append(f"--- {path}\n{path.read_text(errors='replace')[-6000:]}")
@@ -550,6 +564,9 @@ def bring_up(
     # F7T_E2E_HUB_IMAGE: try a hub image of your own (e.g. a local patch) in this deployment.
     hub_image = os.environ.get("F7T_E2E_HUB_IMAGE") or image_ref(client, "hub")
     chp_image = image_ref(client, "chp")
+    if variants is None and os.environ.get("F7T_E2E_VARIANTS") is not None:
+        # F7T_E2E_VARIANTS=v1,v2: only these singleuser variants (a quicker local run).
+        variants = [v for v in os.environ["F7T_E2E_VARIANTS"].split(",") if v]
     if variants is None:
         variants = [t.variant for t in load().targets if t.family == "singleuser" and t.variant]
     singleuser = {v: image_ref(client, "singleuser", v) for v in variants}
@@ -559,6 +576,11 @@ def bring_up(
     workdir = Path(tempfile.mkdtemp(prefix="f7t-e2e-deploy-"))
     with contextlib.ExitStack() as teardown:
         teardown.callback(shutil.rmtree, workdir, True)
+        # The jobs' working directory (their output files, the notebooks made in Lab):
+        # one per run in each user's home, removed afterwards (after the jobs ended).
+        job_dir = f"f7t-e2e-deploy-{run_id}"
+        for name in [user, *(extra_users or [])]:
+            teardown.enter_context(user_directory(name, job_dir))
         teardown.callback(cancel_all, user)
         try:
             venv = e2e_provision.job_venv()
@@ -581,17 +603,19 @@ def bring_up(
             client_secret=idp.client_secret, firecrest_url=firecrest.url, system=SYSTEM,
             users=[user, *(extra_users or [])], container_images=list(images.values()), venvs=[str(venv)],
             poll_interval=poll_interval, script_setup=script_setup,
+            workdir=f"/home/{{username}}/{job_dir}",
         )
         mounts = hubconfig.write(workdir / "hub", settings)
         hub = HubContainer(client, hub_image, run_id, hub_port, mounts, {})
         teardown.callback(hub.remove)
-        dep = Deployment(workdir, user, idp, firecrest, proxy, hub, images, str(venv), client)
+        dep = Deployment(workdir, user, idp, firecrest, proxy, hub, images, str(venv), client,
+                         job_dir)
         dep.logs = {
             "hub container": lambda: hub.logs(300),
             "proxy container": lambda: proxy.logs(60),
             "FirecREST (double, real Slurm)": lambda: firecrest.tail(60),
             "OIDC provider": lambda: idp.tail(40),
-            "job output": lambda: _job_files(user),
+            "job output": lambda: _job_files(user, job_dir),
         }
         try:
             hub.start_and_wait()

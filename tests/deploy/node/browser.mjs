@@ -96,26 +96,39 @@ const steps = {
     return { url: page.url(), progress: messages, shots };
   },
 
-  // JupyterLab's launcher, reached through the proxy.
+  // JupyterLab's launcher, reached through the proxy (`?reset`: a fresh workspace, not
+  // the layout a previous session left in the user's home).
   async lab() {
+    await page.goto(`${plan.hub_url}/user/${plan.user}/lab?reset`);
     await page.locator('.jp-Launcher').first().waitFor();
+    // JupyterLab asks whether to fetch news: say no (also keeps the screenshots clean).
+    await page.locator('.jp-Notification-Toast button', { hasText: /^No$/ }).first()
+      .click({ timeout: 5000 }).catch(() => {});
     return { url: page.url(), shots: [await shot('lab-launcher')] };
   },
 
-  // A new notebook: run one cell, read its output.
+  // A new notebook: wait for its kernel, run one cell, read its output.
   async notebook() {
     await page.locator('.jp-LauncherCard[data-category="Notebook"]').first().click();
     const editor = page.locator('.jp-NotebookPanel .jp-Cell .jp-InputArea-editor').first();
     await editor.waitFor();
-    // Wait for the kernel to be idle before typing (its status is in the toolbar).
-    await page.locator('.jp-NotebookPanel [data-status="idle"], .jp-Notebook-ExecutionIndicator[data-status="idle"]').first()
-      .waitFor({ timeout }).catch(() => {});
+    await page.locator('#jp-main-statusbar', { hasText: /\| Idle/ }).waitFor();
     await editor.click();
     // In the singleuser container, Podman's /run/.containerenv exists.
     await page.keyboard.type('import os, sys; print("answer", 6 * 7, os.path.exists("/run/.containerenv"), sys.prefix)');
-    await page.keyboard.press('Shift+Enter');
     const output = page.locator('.jp-NotebookPanel .jp-OutputArea-output').first();
-    await output.waitFor();
+    // Ctrl+Enter runs the cell in place; a request sent while the kernel's websocket
+    // was still settling can be lost, so it is sent again (at most 3 times, 20 s apart).
+    for (let attempt = 1; ; attempt += 1) {
+      await page.keyboard.press('Control+Enter');
+      try {
+        await output.waitFor({ timeout: 20000 });
+        break;
+      } catch (error) {
+        if (attempt >= 3) throw error;
+        await editor.click();
+      }
+    }
     const text = (await output.innerText()).trim();
     return { output: text, shots: [await shot('notebook-cell')] };
   },
