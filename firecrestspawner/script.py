@@ -185,7 +185,8 @@ def launch_command(options: JobOptions, context: ScriptContext) -> str:
     if options.environment == "container" and context.container_engine == "podman":
         extra = shlex.join(context.container_args)
         return (
-            'podman run --rm --network=host --userns=keep-id --volume "$HOME:$HOME" '
+            'podman run --rm --network=host --userns=keep-id --user "$(id -u):$(id -g)" '
+            '--volume "$HOME:$HOME" '
             '--workdir "$PWD" --env HOME="$HOME" '
             "--env 'JUPYTERHUB_*' --env 'JPY_*' --env 'FIRECRESTSPAWNER_*' "
             f"{extra + ' ' if extra else ''}{shlex.quote(options.container_image)} {tail}"

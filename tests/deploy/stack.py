@@ -47,6 +47,9 @@ REPO = Path(__file__).resolve().parents[2]
 NODE_DIR = Path(__file__).resolve().parent / "node"
 #: Screenshots and step reports of the run (build/ is gitignored).
 ARTEFACTS = REPO / "build" / "e2e-deploy"
+#: The job user of the deployment test, made when missing (``userdel -r f7tdeploy``
+#: removes it and its cached Podman images).
+DEPLOY_USER = os.environ.get("F7T_E2E_DEPLOY_USER", "f7tdeploy")
 #: The FirecREST system name of the local cluster.
 SYSTEM = "cluster"
 #: Label on every container this test starts (teardown and leftovers find them by it).
@@ -556,10 +559,10 @@ def bring_up(
     Linux accounts are the caller's)."""
     from f7tbuild.catalogue import load
     from tests.deploy import hubconfig
+    from tests.deploy.users import create_user, end_processes
     from tests.e2e import e2e_provision
-    from tests.support.slurm import JOB_USER
 
-    user = user or JOB_USER
+    user = user or DEPLOY_USER
     client = docker_client()
     # F7T_E2E_HUB_IMAGE: try a hub image of your own (e.g. a local patch) in this deployment.
     hub_image = os.environ.get("F7T_E2E_HUB_IMAGE") or image_ref(client, "hub")
@@ -576,6 +579,11 @@ def bring_up(
     workdir = Path(tempfile.mkdtemp(prefix="f7t-e2e-deploy-"))
     with contextlib.ExitStack() as teardown:
         teardown.callback(shutil.rmtree, workdir, True)
+        # A job user of its own: no other test's jobs are ever counted or cancelled. The
+        # account and its Podman image store stay as a cache between runs (removing ~1 GB
+        # of image layers takes about a minute); its processes are ended.
+        create_user(user)
+        teardown.callback(end_processes, user)
         # The jobs' working directory (their output files, the notebooks made in Lab):
         # one per run in each user's home, removed afterwards (after the jobs ended).
         job_dir = f"f7t-e2e-deploy-{run_id}"

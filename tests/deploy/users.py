@@ -10,6 +10,7 @@ the user's own server through the REST API — no admin service is configured in
 
 from __future__ import annotations
 
+import contextlib
 import html
 import pwd
 import re
@@ -118,7 +119,26 @@ def create_user(name: str) -> None:
     subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True, timeout=60)
 
 
+def end_processes(name: str) -> list[str]:
+    """End the processes a test user still runs (rootless Podman leaves a pause process),
+    each by its id; returns their ids."""
+    import os
+    import signal
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return []
+    pids = subprocess.run(["pgrep", "-u", name], capture_output=True, text=True,
+                          timeout=30, check=False).stdout.split()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+    return pids
+
+
 def delete_user(name: str) -> None:
-    """Remove a test user's account and home (teardown)."""
-    subprocess.run(["userdel", "-r", "-f", name], check=False, timeout=60,
+    """Remove a test user's account and home (teardown), after ending its processes."""
+    end_processes(name)
+    subprocess.run(["userdel", "-r", "-f", name], check=False, timeout=300,
                    capture_output=True)
