@@ -183,20 +183,21 @@ def docker_client() -> docker.DockerClient:
 def image_ref(client: docker.DockerClient, family: str, variant: str | None = None) -> str:
     """The local reference ``nox -s build`` gave an image: the real build, else its stand-in."""
     from f7tbuild.catalogue import load
-    from f7tbuild.tags import STANDIN_SUFFIX, base_tag
+    from f7tbuild.tags import STANDIN_SUFFIX, component
 
     targets = [t for t in load().targets if t.family == family and t.variant == variant]
     if not targets:
         raise StackError(f"no image {family} {variant or ''} in catalogue.toml")
-    tag = base_tag(targets[0])
-    for ref in (f"{targets[0].repository}:{tag}", f"{targets[0].repository}:{tag}{STANDIN_SUFFIX}"):
+    target = targets[0]
+    tag = component(target)  # the version tag every build moves: 6.1.1, pytorch-25.10-lab-4.6.6
+    for ref in (f"{target.repository}:{tag}", f"{target.repository}:{tag}{STANDIN_SUFFIX}"):
         try:
             client.images.get(ref)
             return ref
         except docker.errors.ImageNotFound:
             continue
     raise StackError(
-        f"image {targets[0].repository}:{tag}[{STANDIN_SUFFIX}] not built: run "
+        f"image {target.repository}:{tag}[{STANDIN_SUFFIX}] not built: run "
         f"nox -s build (or nox -s build-{family})"
     )
 
