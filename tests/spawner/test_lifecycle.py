@@ -380,3 +380,51 @@ async def test_callback_with_a_site_node_address_template(
     (lab,) = compute.labs.values()
     assert lab.callback_status == 200, lab.callback_body
     assert events
+
+
+async def test_token_endpoint_down_keeps_a_running_server(
+        make_hub: Any, double: FirecrestDouble, compute: FakeCompute) -> None:
+    """A token outage while polling with the user's expiring token is an outage."""
+    double.idp.access_token_lifetime = 40  # < token_refresh_margin: every call refreshes
+    app = await make_hub(**FAST)
+    spawner = await running_server(app, double, access_lifetime=40)
+    double.idp.faults.add("POST /token", count=20, status=503)
+
+    for _ in range(3):
+        assert await spawner.poll() is None
+    assert double.idp.faults.pending[0].hits >= 1, "the refresh was tried"
+    assert _state(double, spawner.job_id) == "RUNNING"
+
+
+async def test_hub_periodic_poll_notices_a_killed_job(
+        make_hub: Any, double: FirecrestDouble, compute: FakeCompute) -> None:
+    """JupyterHub's own poll_and_notify (poll_interval 1 s) ends the server of a job an
+    admin killed, and keeps the one whose polls only fail."""
+    app = await make_hub(hub={"allow_named_servers": True}, **{**FAST, "poll_interval": 1})
+    user, client, _ = await login(app, double)
+    assert (await start_server(client))[-1].get("ready")
+    assert (await start_server(client, server="two"))[-1].get("ready")
+    first, second = user.spawners[""], user.spawners["two"]
+    killed, kept = first.job_id, second.job_id
+    double.faults.add(JOB, count=10_000, status=502)  # every poll fails ...
+    await double.scheduler.cancel("root", killed)  # ... and one job is killed meanwhile
+
+    await asyncio.sleep(3)
+    assert first.active and second.active, "an outage ends no server"
+    double.faults.clear()
+    await wait_for(lambda: not first.active, 15, what="killed job's server ended by the hub")
+    assert second.active and _state(double, kept) == "RUNNING"
+    assert double.count(CANCEL, killed) == 0
+
+
+async def test_hub_shutdown_with_cleanup_servers_confirms_every_end(
+        make_hub: Any, double: FirecrestDouble, compute: FakeCompute) -> None:
+    app = await make_hub(**FAST, hub={"cleanup_servers": True})
+    user, client, _ = await login(app, double)
+    assert (await start_server(client))[-1].get("ready")
+    job_id = user.spawner.job_id
+    double.faults.add(CANCEL, count=2, status=503)
+
+    await stop_hub(app)
+    await wait_for(lambda: _state(double, job_id).startswith("CANCELLED"), 20,
+                   what="job cancelled at hub shutdown")
