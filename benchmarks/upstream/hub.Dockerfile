@@ -3,11 +3,13 @@
 # stack on the same base. Not an image of this project.
 ARG BASE_IMAGE=python:3.13-slim-trixie
 FROM ${BASE_IMAGE}
-ARG CA_URL=""
-ARG STACK_REQUIREMENTS=""
-COPY images/common/with-build-ca /tmp/with-build-ca
+# The source first: a first step of its own (an ARG first would equal the first step of
+# one of our stages on the same base, and the classic builder's cache would mix the two).
 COPY pyproject.toml README.md /src/
 COPY firecrestspawner /src/firecrestspawner
+COPY images/common/with-build-ca /tmp/with-build-ca
+ARG CA_URL=""
+ARG STACK_REQUIREMENTS=""
 # hadolint ignore=DL3013,SC2086
 RUN sh /tmp/with-build-ca pip install --no-cache-dir "/src[hub]" $STACK_REQUIREMENTS
 CMD ["jupyterhub"]

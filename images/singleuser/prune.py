@@ -91,6 +91,7 @@ class Dist:
         self.root = self.path("")
         self.files = [self.path(str(f)) for f in (dist.files or [])]
         self.removed: set[Path] = set()
+        self._removed_text: set[str] = set()
 
     def path(self, name: str) -> Path:
         """Absolute, normalised (``..`` folded, symlinks kept) path of a RECORD entry."""
@@ -101,7 +102,20 @@ class Dist:
         return [f for f in self.files if not self._is_removed(f)]
 
     def _is_removed(self, path: Path) -> bool:
-        return any(path == r or r in path.parents for r in self.removed)
+        # A set lookup per ancestor (strings: pathlib's parents are slow): checking every
+        # removed path against every file was quadratic (jupyterlab: thousands of files
+        # and of removed source maps).
+        if not self.removed:
+            return False
+        removed = self._removed_text
+        text = str(path)
+        while True:
+            if text in removed:
+                return True
+            parent = os.path.dirname(text)
+            if parent == text:
+                return False
+            text = parent
 
     def remove(self, path: Path) -> int:
         """Delete a file or directory of this distribution; return the bytes freed."""
@@ -111,6 +125,7 @@ class Dist:
         else:
             path.unlink()
         self.removed.add(path)
+        self._removed_text.add(str(path))
         return freed
 
     def rewrite_record(self) -> None:
@@ -171,13 +186,29 @@ def _module_names(dist: Dist, path: Path) -> set[str]:
     return names
 
 
-def _imported_elsewhere(dist: Dist, test_dir: Path, py_files: list[Path]) -> bool:
-    """Whether a module outside ``test_dir`` imports it or names it in code."""
+def _imported_elsewhere(
+    dist: Dist, test_dir: Path, py_files: list[Path], names: dict[Path, set[str]]
+) -> bool:
+    """Whether a module outside ``test_dir`` imports it or names it in code.
+
+    ``names``: each file's module names, parsed once per distribution (filled here).
+    """
     dotted = ".".join(test_dir.relative_to(dist.root).parts)
+    prefix = str(test_dir) + os.sep
+    # A file that does not contain the directory's name cannot import or name it
+    # (absolute, relative or in a string): skip parsing it.
+    needle = test_dir.name.encode()
     for f in py_files:
-        if test_dir in f.parents:
+        if str(f).startswith(prefix):
             continue
-        for name in _module_names(dist, f):
+        if f not in names:
+            try:
+                if needle not in f.read_bytes():
+                    continue
+            except OSError:
+                continue
+            names[f] = _module_names(dist, f)
+        for name in names[f]:
             if name == dotted or name.startswith(dotted + "."):
                 return True
     return False
@@ -196,14 +227,16 @@ def test_suites(dist: Dist) -> int:
         key=lambda p: len(p.parts),
     )
     py_files = [f for f in files if f.suffix == ".py"]
+    names: dict[Path, set[str]] = {}
     freed = 0
     for test_dir in candidates:
         if dist._is_removed(test_dir) or not test_dir.is_dir():
             continue
-        inside = [f for f in files if test_dir in f.parents]
+        prefix = str(test_dir) + os.sep
+        inside = [f for f in files if str(f).startswith(prefix)]
         if not any(f.suffix == ".py" for f in inside) or any(f.suffix == ".pyi" for f in inside):
             continue
-        if _imported_elsewhere(dist, test_dir, py_files):
+        if _imported_elsewhere(dist, test_dir, py_files, names):
             print(f"prune: keeping {test_dir} (imported by another module of {dist.name})")
             continue
         freed += dist.remove(test_dir)
