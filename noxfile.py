@@ -20,6 +20,11 @@ TEST_DEPS = ["-r", "requirements/test.txt"]
 E2E_DEPS = ["-r", "requirements/e2e.txt"]
 
 
+def _go_tools(session: nox.Session) -> None:
+    """Wait for the Go programs host-setup builds in the background (helm, cosign, ...)."""
+    session.run("bash", "scripts/go-tools.sh", "wait", external=True)
+
+
 def _f7tbuild(session: nox.Session, *args: str) -> None:
     session.install(*BUILD_DEPS)
     session.run("python", "-m", "f7tbuild", *args, *session.posargs)
@@ -66,6 +71,7 @@ def lock(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Lint Dockerfiles (hadolint), shell scripts (shellcheck), Python (ruff, mypy), workflows (actionlint)."""
     session.install("-e", ".[hub]")  # mypy checks the spawner against JupyterHub's types
+    _go_tools(session)  # actionlint
     _f7tbuild(session, "lint")
 
 
@@ -85,6 +91,7 @@ def tests(session: nox.Session, jupyterhub: str) -> None:
     """Run the tests: unit, spawner vs the FirecREST double, Slurm e2e, recipes (JupyterHub 5.x: spawner+unit); then e2e."""
     session.install(*TEST_DEPS)
     session.install("-e", ".[hub]", f"jupyterhub=={jupyterhub}.*")
+    _go_tools(session)  # helm (chart tests), crane, cosign, syft (registry test)
     session.run("pytest", *(session.posargs or JUPYTERHUB_SUITES[jupyterhub]))
     if jupyterhub == "6" and not session.posargs:
         session.notify("e2e")
@@ -102,6 +109,7 @@ def chart(session: nox.Session) -> None:
     """Helm chart: lint, render, Kubernetes schemas; its pods run with the real hub and chp images."""
     session.install(*TEST_DEPS)
     session.install("-e", ".[hub]")
+    _go_tools(session)
     session.run("pytest", "tests/chart", *session.posargs)
 
 
@@ -136,6 +144,7 @@ def bench_e2e(session: nox.Session) -> None:
 @nox.session(name="publish", python=PYTHON)
 def publish(session: nox.Session) -> None:
     """Push checked builds (-- --registry HOST/NS, --sign KEY); write digests, manifests, SBOMs."""
+    _go_tools(session)
     _f7tbuild(session, "publish")
 
 

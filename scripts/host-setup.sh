@@ -4,12 +4,12 @@
 #   - debootstrap (stand-in base images when no registry can be reached),
 #   - a local single-node Slurm cluster for the end-to-end tests (scripts/slurm-up.sh),
 #   - Node.js/npm on the host (configurable-http-proxy for the end-to-end hub),
-#   - helm, built with `go install` (scripts/install-helm.sh; needs Go),
 #   - for the deployment end-to-end test (tests/deploy, nox -s e2e): rootless Podman
 #     (podman uidmap slirp4netns fuse-overlayfs), Debian's Chromium, and the test's npm
 #     packages (oidc-provider, playwright-core) in tests/deploy/node/node_modules,
 #   - nox and uv in a tools venv, linked into /usr/local/bin,
-#   - crane, cosign, syft, actionlint (scripts/install-go-tools.sh: publishing, lint).
+#   - helm, crane, cosign, syft, actionlint (scripts/go-tools.sh; needs Go), built in the
+#     background while the images build: `nox -s lint` and `nox -s tests` wait for them.
 # Idempotent: re-running only starts what is not running.
 set -euo pipefail
 
@@ -45,14 +45,15 @@ else
   echo "all present"
 fi
 
+step "Go tools in the background: helm, crane, cosign, syft, actionlint (scripts/go-tools.sh)"
+bash "$here/go-tools.sh" start
+
 step "Docker engine"
 bash "$here/install-docker.sh"
 
 step "Slurm (local single-node cluster)"
 bash "$here/slurm-up.sh"
 
-step "helm (Helm chart tests; go install, version from catalogue.toml)"
-bash "$here/install-helm.sh"
 
 step "deployment e2e: rootless Podman, Chromium, npm packages (tests/deploy/node)"
 need=()
@@ -86,6 +87,4 @@ ln -sf "$tools/bin/uv" /usr/local/bin/uv
 nox --version
 uv --version
 
-step "Go tools: crane, cosign, syft, actionlint (scripts/install-go-tools.sh)"
-bash "$here/install-go-tools.sh"
 step "done"
