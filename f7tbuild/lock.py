@@ -239,6 +239,9 @@ def hub_requirements(root: Path = REPO_ROOT) -> list[str]:
     else:
         wanted = set(pins) - COMPUTE_ONLY
     reqs = [f"{name}=={version}" for name, version in sorted(pins.items()) if name in wanted]
+    # the image's own pins (hub-only services such as the idle culler)
+    reqs += [f"{normalise(name)}=={version}"
+             for name, version in sorted(hub.get("versions", {}).items())]
     reqs += ranges
     return reqs
 

@@ -264,6 +264,41 @@ def _apply_spawner(c: Any, spawner: dict[str, Any], secrets: Secrets) -> None:
             setattr(section, trait, value)
 
 
+#: The culler's service name and role (docs/spawner.md#idle-culling).
+CULLER_SERVICE = "idle-culler"
+#: What jupyterhub-idle-culler needs: list users, read their servers' activity, stop servers.
+CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+
+_CULLER_FLAGS = {"every": "cull-every", "max_age": "max-age", "concurrency": "concurrency",
+                 "cull_admin_users": "cull-admin-users",
+                 "cull_named_servers": "cull-named-servers",
+                 "remove_named_servers": "remove-named-servers"}
+
+
+def culler_command(culler: Mapping[str, Any], python: str = sys.executable) -> list[str]:
+    """The command line of the ``jupyterhub-idle-culler`` service for a ``culler`` section."""
+    command = [python, "-m", "jupyterhub_idle_culler", f"--timeout={culler.get('timeout', 3600)}"]
+    for key, flag in _CULLER_FLAGS.items():
+        if key in culler:
+            value = culler[key]
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            command.append(f"--{flag}={text}")
+    return command
+
+
+def apply_culler(c: Any, culler: Mapping[str, Any]) -> None:
+    """Register the idle culler as a hub-managed service with a role of its own."""
+    if not culler.get("enabled", True):
+        return
+    services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
+    roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
+    services.append({"name": CULLER_SERVICE, "command": culler_command(culler)})
+    roles.append({"name": CULLER_SERVICE, "scopes": list(CULLER_SCOPES),
+                  "services": [CULLER_SERVICE]})
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles
+
+
 def configure(c: Any, environ: Mapping[str, str] = os.environ) -> dict[str, Any] | None:
     """Apply the image defaults, then the configuration file if there is one.
 
@@ -290,6 +325,8 @@ def apply(c: Any, data: dict[str, Any], secrets: Secrets) -> None:
     if "api_url" in data.get("proxy", {}):
         c.ConfigurableHTTPProxy.api_url = data["proxy"]["api_url"]
     _apply_authenticator(c, data.get("authenticator", {}), secrets)
+    if "culler" in data:
+        apply_culler(c, data["culler"])
     spawner = data.get("spawner")
     if spawner is not None:
         _apply_spawner(c, spawner, secrets)

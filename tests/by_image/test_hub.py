@@ -280,8 +280,26 @@ def test_locked_versions_are_installed(hub: RunningHub) -> None:
             assert name not in have, f"{name} is compute-side only and must not be in the hub"
         else:
             assert have.get(name) == version, f"{name}: catalogue {version}, image {have.get(name)}"
+    # the image's own pins (hub services such as jupyterhub-idle-culler)
+    image_pins = tomllib.loads((REPO / "catalogue.toml").read_text())["images"]["hub"]
+    for name, version in image_pins.get("versions", {}).items():
+        name = lock.normalise(name)
+        assert have.get(name) == version, f"{name}: catalogue {version}, image {have.get(name)}"
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert have.get("firecrestspawner") == project["version"]
+
+
+def test_idle_culler_runs_from_the_hub_python(hub: RunningHub) -> None:
+    """The service command the hub configuration registers (hubconfig culler) can start."""
+    from firecrestspawner.hubconfig import culler_command
+
+    command = culler_command({"timeout": 3600}, python="python")
+    out = hub.host.check_output(" ".join([*command, "--help-all"]))
+    assert "IdleCuller.timeout" in out
+    pins = tomllib.loads((REPO / "catalogue.toml").read_text())["images"]["hub"]["versions"]
+    version = hub.host.check_output(
+        "python -c 'import jupyterhub_idle_culler as m; print(m.__version__)'")
+    assert version == pins["jupyterhub-idle-culler"]
 
 
 def test_no_compiler_node_or_proxy(hub: RunningHub) -> None:

@@ -247,3 +247,28 @@ def test_cli_check_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert shown["JupyterHub"]["cleanup_servers"] is False
     assert shown["ConfigurableHTTPProxy"]["auth_token"] == "<set>"
     assert shown["FirecRESTSpawner"]["system"] == "daint"
+
+
+def test_the_culler_section_registers_a_service_with_its_own_role(tmp_path: Path) -> None:
+    import sys
+
+    from traitlets.config import Config
+
+    data = {"authenticator": {"type": "dummy", "allowed_users": ["alice"]},
+            "culler": {"timeout": 7200, "every": 300, "cull_admin_users": False}}
+    hubconfig.validate(data)
+    write_secrets(tmp_path)
+    c = Config()
+    hubconfig.apply(c, data, hubconfig.read_secrets(tmp_path))
+    assert c.JupyterHub.services == [{"name": "idle-culler", "command": [
+        sys.executable, "-m", "jupyterhub_idle_culler", "--timeout=7200", "--cull-every=300",
+        "--cull-admin-users=false"]}]
+    assert c.JupyterHub.load_roles == [{
+        "name": "idle-culler", "services": ["idle-culler"],
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]}]
+
+    c = Config()
+    hubconfig.apply(c, {"culler": {"enabled": False}}, hubconfig.read_secrets(tmp_path))
+    assert "services" not in c.JupyterHub and "load_roles" not in c.JupyterHub
+    with pytest.raises(hubconfig.HubConfigError, match="culler.timeout: 0 is less than"):
+        hubconfig.validate({"culler": {"timeout": 0}}, "hub.yaml")

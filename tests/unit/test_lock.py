@@ -150,13 +150,15 @@ def test_hub_requirements_come_from_catalogue_and_pyproject(tmp_path: Path) -> N
     (tmp_path / "catalogue.toml").write_text(
         '[stacks.s]\ndescription = "x"\njupyterhub = "9.0"\nJupyterLab = "1.0"\n'
         'Oauth_Enticator = "2.0"\n[images.hub]\nstack = "s"\n'
+        '[images.hub.versions]\nIdle_Culler = "3.1"\n'
     )
     (tmp_path / "pyproject.toml").write_text(
         '[project]\nname = "p"\ndependencies = ["jupyterhub>=4"]\n'
         '[project.optional-dependencies]\nhub = ["pyfirecrest<4"]\n'
     )
     reqs = lock.hub_requirements(tmp_path)
-    assert reqs == ["jupyterhub==9.0", "oauth-enticator==2.0", "jupyterhub>=4", "pyfirecrest<4"]
+    assert reqs == ["jupyterhub==9.0", "oauth-enticator==2.0", "idle-culler==3.1",
+                    "jupyterhub>=4", "pyfirecrest<4"]
 
 
 def test_committed_hub_lock_matches_catalogue() -> None:
