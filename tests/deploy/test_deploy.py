@@ -8,6 +8,7 @@ Each test states what the user sees and asserts the job's final state in Slurm.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from typing import Any
@@ -116,6 +117,7 @@ def test_browser_login_spawn_notebook_stop(deploy: Deployment) -> None:
     """Log in at the provider's page, fill the spawn form, watch the progress page (Slurm's
     state), use JupyterLab from the singleuser image, stop from the hub's home page."""
     shots = ARTEFACTS / "browser"
+    shutil.rmtree(shots, ignore_errors=True)  # only this run's screenshots
     plan = {
         "hub_url": deploy.url, "user": deploy.user, "password": "any", "shots": str(shots),
         "timeout_ms": int(START_BOUND * 1000),

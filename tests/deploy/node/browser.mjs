@@ -130,6 +130,8 @@ const steps = {
       }
     }
     const text = (await output.innerText()).trim();
+    await page.locator('.jp-Notification-Toast button', { hasText: /^No$/ }).first()
+      .click({ timeout: 2000 }).catch(() => {});
     return { output: text, shots: [await shot('notebook-cell')] };
   },
 
