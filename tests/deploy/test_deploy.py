@@ -180,6 +180,8 @@ def test_hub_container_restart_keeps_server(deploy: Deployment) -> None:
     """The hub runs the image's default configuration (no setting about restarts given):
     restarted while a server runs, it still lists the server, the proxy still reaches
     it, and it can be stopped — the job then leaves Slurm."""
+    config = (deploy.workdir / "hub" / "config" / "hub.yaml").read_text()
+    assert "cleanup" not in config, "the restart must be survived by the image's defaults"
     api = login(deploy)
     server = start_and_wait(api, container_options(deploy))
     job_id = user_job(deploy.user)
