@@ -380,6 +380,9 @@ def podman_problem() -> str | None:
 def prepare_podman(user: str) -> None:
     """Overlay storage for ``user``'s rootless Podman (the default, vfs, copies every layer)."""
     pw = pwd.getpwnam(user)
+    # A previous run's teardown ended the user's processes, Podman's pause process among
+    # them: let Podman forget it (otherwise: "invalid internal status").
+    as_user(user, "podman system migrate", 120)
     conf = Path(pw.pw_dir, ".config", "containers", "storage.conf")
     if conf.exists():
         return
@@ -412,6 +415,7 @@ def load_into_podman(client: docker.DockerClient, image: str, user: str, timeout
             f"podman load of {image} as {user} failed (exit {loaded.returncode}):\n"
             f"{loaded.stdout[-2000:]}\n{loaded.stderr[-2000:]}"
         )
+    as_user(user, "podman image prune -f", 300)  # earlier builds of the image, now untagged
     return ref
 
 
