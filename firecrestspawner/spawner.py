@@ -346,8 +346,17 @@ class FirecRESTSpawner(FirecRESTSettings, Spawner):
                 " the server was not starting, or already got its callback"
             )
         nodes = await self._job_nodes()
-        verdict = match_allocated(host, nodes, node_addressing(self.node_addresses),
-                                  await self._resolver(host, nodes))
+        addressing = node_addressing(self.node_addresses)
+        verdict = match_allocated(host, nodes, addressing, await self._resolver(host, nodes))
+        if not verdict and self.resolve_node_addresses:
+            # a name such as the node's FQDN: accepted when it resolves to an address of
+            # one of the job's nodes, and then that address is used (no later re-lookup)
+            for address in await self._addresses(host):
+                by_ip = match_allocated(address, nodes, addressing,
+                                        await self._resolver(address, nodes))
+                if by_ip:
+                    verdict = by_ip
+                    break
         if not verdict:
             why = f"job {self.job_id} reported a host that is not its own: {verdict.reason}"
             if not future.done():
@@ -375,6 +384,21 @@ class FirecRESTSpawner(FirecRESTSettings, Spawner):
             if loop.time() >= deadline:
                 return nodes
             await asyncio.sleep(0.25)
+
+    @staticmethod
+    async def _addresses(name: str) -> list[str]:
+        """The addresses ``name`` resolves to (asynchronous; [] for an IP or on error)."""
+        try:
+            ipaddress.ip_address(name)
+            return []
+        except ValueError:
+            pass
+        try:
+            infos = await asyncio.wait_for(
+                asyncio.get_running_loop().getaddrinfo(name, None), 5.0)
+        except (OSError, asyncio.TimeoutError):
+            return []
+        return sorted({str(info[4][0]) for info in infos})
 
     async def _resolver(self, host: str, nodes: str) -> Any:
         """A lookup table for :func:`match_allocated` (names -> addresses), filled

@@ -5,6 +5,7 @@ the job's final state in the double's scheduler, not only the hub's view."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -428,3 +429,32 @@ async def test_hub_shutdown_with_cleanup_servers_confirms_every_end(
     await stop_hub(app)
     await wait_for(lambda: _state(double, job_id).startswith("CANCELLED"), 20,
                    what="job cancelled at hub shutdown")
+
+
+def _addresses(name: str) -> set[str]:
+    try:
+        return {str(info[4][0]) for info in socket.getaddrinfo(name, None)}
+    except OSError:
+        return set()
+
+
+async def test_callback_with_another_name_of_the_node(
+        make_hub: Any, double: FirecrestDouble, compute: FakeCompute) -> None:
+    """A launcher reporting another name of its node than Slurm's (like an FQDN; here
+    another name of this machine's loopback, for node 'localhost') is accepted through
+    the address both resolve to, and the hub keeps that address, not the name."""
+    loopback = _addresses("localhost")
+    names = [n for n in (socket.gethostname(), "ip6-localhost", "localhost.localdomain")
+             if n != "localhost" and _addresses(n) & loopback]
+    if not names:
+        pytest.skip("no other name of this machine resolves to localhost's addresses")
+    compute.host = names[0]
+    app = await make_hub(**FAST, http_timeout=2)
+    user, client, _ = await login(app, double)
+
+    await start_server(client)
+    (lab,) = compute.labs.values()
+    assert lab.callback_status == 200, lab.callback_body
+    up = [e["message"] for e in user.spawner.progress_events
+          if e["message"].startswith("JupyterLab is up on ")]
+    assert up and up[0].rsplit(":", 1)[0].removeprefix("JupyterLab is up on ") in loopback
