@@ -134,3 +134,22 @@ def test_callback_hosts_refused(host: Any) -> None:
 def test_callback_ports_refused(port: Any) -> None:
     with pytest.raises(ValueError, match="port"):
         validate_port(port)
+
+
+@pytest.mark.parametrize(("setting", "value", "needle"), [
+    ("environment", {"BAD-NAME": "x"}, "not a variable name"),
+    ("environment", {"OK": 3}, "must be a string"),
+    ("node_addresses", {"pattern": "(nid"}, "not a regular expression"),
+    ("node_addresses", {"templates": ["{host}.x"]}, "does not contain '{node}'"),
+    ("node_addresses", {"suffix": ".x"}, "unknown key"),
+    ("reconcile_backoff", 0.0, "must be positive"),
+    ("port_range", "30000-20000", "low <= high"),
+])
+def test_settings_are_checked_when_loaded(setting: str, value: Any, needle: str) -> None:
+    """Settings (JupyterHub's environment included) fail when the configuration is
+    loaded — at hub start-up with check_config(c) — naming the setting."""
+
+    c = Config()
+    setattr(c.FirecRESTSpawner, setting, value)
+    with pytest.raises(ConfigError, match=rf"FirecRESTSpawner\.{setting}.*{re.escape(needle)}"):
+        FirecRESTSpawner(config=c)
