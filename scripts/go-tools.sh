@@ -37,6 +37,7 @@ case "${1:-}" in
     fi
     echo running > "$status"
     # setsid: the build outlives host-setup; its exit code lands in $status.
+    # shellcheck disable=SC2016  # $0, $1, $2 are the inner bash's arguments, on purpose
     setsid bash -c 'rc=0; bash "$0" run > "$1" 2>&1 || rc=$?; echo "$rc" > "$2"' \
       "${BASH_SOURCE[0]}" "$log" "$status" < /dev/null > /dev/null 2>&1 &
     echo $! > "$state/pid"
