@@ -101,7 +101,8 @@ def tests(session: nox.Session, jupyterhub: str) -> None:
 def e2e(session: nox.Session) -> None:
     """The deployment end to end: hub+chp containers, OIDC provider, FirecREST on Slurm, Podman job, Chromium."""
     session.install(*E2E_DEPS)
-    session.run("pytest", "tests/deploy", *session.posargs)
+    # --durations=0: every phase's time (set-up: images into Podman, the containers) in the log.
+    session.run("pytest", "tests/deploy", "--durations=0", *session.posargs)
 
 
 @nox.session(name="chart", python=PYTHON)
