@@ -2,7 +2,8 @@
 # Prepare a bare Debian 12 host (as root) for building and testing f7t4jhub:
 #   - a Docker engine (scripts/install-docker.sh),
 #   - debootstrap (stand-in base images when no registry can be reached),
-#   - a local single-node Slurm cluster for the end-to-end tests (scripts/slurm-up.sh),
+#   - a local single-node Slurm cluster with accounting (slurmdbd + MariaDB) for the
+#     end-to-end tests (scripts/slurm-up.sh),
 #   - Node.js/npm on the host (configurable-http-proxy for the end-to-end hub),
 #   - for the deployment end-to-end test (tests/deploy, nox -s e2e): rootless Podman
 #     (podman uidmap slirp4netns fuse-overlayfs), Debian's Chromium, and the test's npm
