@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 import httpx
 from firecrest.FirecrestException import FirecrestException, UnexpectedStatusException
 
+from . import metrics
 from .slurm import JobStatus, Phase
 from .tokens import TokenError, TransientTokenError
 
@@ -148,6 +149,7 @@ class JobGateway:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001  (classified; programming errors re-raise)
+                metrics.count_unanswered(exc)
                 if _is_401(exc) and hasattr(self.auth, "invalidate"):
                     self.auth.invalidate(used)
                     if attempt == 1:

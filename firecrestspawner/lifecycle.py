@@ -23,6 +23,8 @@ from __future__ import annotations
 import enum
 import logging
 
+from .metrics import PhaseClock
+
 
 class State(enum.Enum):
     """Where one server is in its life (see the module text)."""
@@ -67,6 +69,8 @@ class Lifecycle:
         self.name = name
         #: Every transition taken: (from, to, why), for logs and tests.
         self.history: list[tuple[State, State, str]] = []
+        #: Times the phases of a start for the metrics (docs/spawner.md#metrics).
+        self.clock = PhaseClock()
 
     def to(self, new: State, why: str = "") -> None:
         """Move to ``new``; an unlisted transition is logged as an error (and taken, so
@@ -79,6 +83,7 @@ class Lifecycle:
                            old.name, new.name, why)
         self.history.append((old, new, why))
         self.state = new
+        self.clock.mark(new.value)
         self.log.debug("%s: %s -> %s %s", self.name, old.name, new.name, why)
 
     def reset(self) -> None:

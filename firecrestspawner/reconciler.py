@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import metrics
 from .gateway import Failure, GatewayError, JobGateway
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class Reconciler:
                         "until FirecREST confirms", job_id, system, user, server or "''",
                         reason)
             self.jobs[key] = Unconfirmed(system, job_id, user, server, reason)
+            metrics.reconciler_action("adopted")
             self._save(user, server)
         self._ensure_running()
         self._wake.set()
@@ -152,11 +154,13 @@ class Reconciler:
                      job.server or "''", how)
             self.jobs.pop((job.system, job.job_id), None)
             self.confirmed.append((job.job_id, how))
+            metrics.reconciler_action("confirmed")
             self._save(job.user, job.server)
             return
         delay = min(self.backoff * 2 ** (job.attempts - 1), self.backoff_max)
         job.next_try = time.monotonic() + delay
         job.last = how
+        metrics.reconciler_action("retry")
         log.warning("reconciler: job %s of %s/%s not confirmed ended after attempt %d (%s); "
                     "next try in %.1f s", job.job_id, job.user, job.server or "''",
                     job.attempts, how, delay)
@@ -179,6 +183,7 @@ class Reconciler:
             self.adopt(system, status.job_id, user, server,
                        f"orphan job {name} ({status.describe()}) that no server of this hub owns")
             found.append(status.job_id)
+            metrics.reconciler_action("orphan")
         return found
 
     def restore(self, user: str, server: str, saved: Any) -> None:
@@ -192,6 +197,7 @@ class Reconciler:
             if key not in self.jobs:
                 self.jobs[key] = Unconfirmed(key[0], key[1], user, server,
                                              str(entry.get("reason", "saved before a restart")))
+                metrics.reconciler_action("restored")
         if self.jobs:
             self._ensure_running()
             self._wake.set()

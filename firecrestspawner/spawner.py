@@ -28,7 +28,10 @@ from firecrest.v2 import AsyncFirecrest
 from jupyterhub.spawner import Spawner
 from traitlets import Int, Unicode
 
-from . import api  # noqa: F401  (registers the callback handler with JupyterHub)
+from . import (
+    api,  # noqa: F401  (registers the callback handler with JupyterHub)
+    metrics,
+)
 from .compute.envcodec import ENV_VAR, encode_env
 from .compute.hosts import NO_NODES, expand_hostlist, match_allocated
 from .errors import InvalidOptions, JobEnded, LoginRequired, StartFailed, StartTimeout
@@ -114,6 +117,7 @@ class FirecRESTSpawner(FirecRESTSettings, Spawner):
                                 verify=ssl_context(self.verify_tls))
         client.timeout = self.firecrest_timeout
         client.num_retries_rate_limit = 2
+        metrics.count_firecrest_requests(client, self.firecrest_url)
         return client
 
     def gateway(self) -> JobGateway:
@@ -806,6 +810,12 @@ class FirecRESTSpawner(FirecRESTSettings, Spawner):
         if state.get(STATE_KEY):
             with contextlib.suppress(RuntimeError):  # no loop: restored by the hub's scan
                 self.reconciler().restore(self.user.name, self.name or "", state[STATE_KEY])
+
+    def add_poll_callback(self, callback: Any, *args: Any, **kwargs: Any) -> None:
+        """JupyterHub registers its poll callback once the server is ready (route in
+        the proxy): the end of the start's last phase for the metrics."""
+        self.lifecycle.clock.ready()
+        super().add_poll_callback(callback, *args, **kwargs)
 
     def clear_state(self) -> None:
         """Called by JupyterHub after every stop: forget the job. Only reached once the

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from . import metrics
 from .tls import ssl_context
 
 log = logging.getLogger(__name__)
@@ -101,12 +102,22 @@ class TokenEndpoint:
     verify: bool | str = True
 
     async def grant(self, data: dict[str, str]) -> dict[str, Any]:
-        """POST a grant; return the JSON answer.
+        """POST a grant; return the JSON answer (failures counted in :mod:`.metrics`).
 
         Raises :class:`TransientTokenError` for transport errors and 5xx answers,
         :class:`TokenError` for refusals (4xx), naming the grant and the OAuth
         ``error``/``error_description`` (never a token).
         """
+        try:
+            return await self._grant(data)
+        except TransientTokenError:
+            metrics.token_refresh_failed("transient")
+            raise
+        except TokenError:
+            metrics.token_refresh_failed("refused")
+            raise
+
+    async def _grant(self, data: dict[str, str]) -> dict[str, Any]:
         form = dict(data, client_id=self.client_id)
         if self.client_secret:
             form["client_secret"] = self.client_secret
