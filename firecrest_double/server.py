@@ -129,6 +129,9 @@ class FirecrestDouble:
         self.jwks_url = jwks_url
         self.url = ""
         self.faults = Faults()
+        #: Services /status/systems reports unhealthy: (system, serviceType) -> message,
+        #: e.g. ``{("cluster", "scheduler"): "slurmctld not responding"}``.
+        self.unhealthy: dict[tuple[str, str], str] = {}
         #: Spec violations (requests received and responses the double built).
         self.violations: list[Violation] = []
         #: Every request, in arrival order (when ``keep_request_log``).
@@ -452,7 +455,13 @@ class FirecrestDouble:
         }
 
     async def _systems(self, ctx: _Ctx) -> tuple[int, Any]:
-        return 200, {"systems": [self.system_description(n) for n in self.schedulers]}
+        systems = [self.system_description(n) for n in self.schedulers]
+        for system in systems:
+            for entry in system["servicesHealth"]:
+                message = self.unhealthy.get((system["name"], entry["serviceType"]))
+                if message is not None:
+                    entry.update(healthy=False, message=message)
+        return 200, {"systems": systems}
 
     async def _liveness(self, ctx: _Ctx) -> tuple[int, Any]:
         return 200, {"healthcheckRuns": {}, "lastUpdate": int(time.time() * 1000)}

@@ -220,6 +220,11 @@ class FirecRESTSettings(LoggingConfigurable):
         30.0, help="Seconds a token grant at the identity provider may take (separate from "
         "firecrest_timeout, long enough that a rotated refresh token is not lost)"
     ).tag(config=True)
+    health_check_ttl = Float(
+        30.0, help="Before submitting, refuse the start when FirecREST's /status/systems "
+        "reports the system's scheduler unhealthy; the answer is reused this many seconds "
+        "by every start of the hub (0: no check)"
+    ).tag(config=True)
 
     @default("env_keep")
     def _default_env_keep(self) -> list[str]:

@@ -30,6 +30,7 @@ from traitlets import Int, Unicode
 
 from . import (
     api,  # noqa: F401  (registers the callback handler with JupyterHub)
+    health,
     metrics,
 )
 from .compute.envcodec import ENV_VAR, encode_env
@@ -463,6 +464,7 @@ class FirecRESTSpawner(FirecRESTSettings, Spawner):
         self.lifecycle.to(State.SUBMITTING, "start")
         try:
             gw = self.gateway()
+            await health.gate(self)  # an unhealthy scheduler: no job, a clear message
             if self.cancel_stale_jobs:
                 await self._sweep_before_submit()
             self._event(5, f"Submitting the JupyterLab job to {self.system}")
