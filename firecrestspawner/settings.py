@@ -89,8 +89,9 @@ class FirecRESTSettings(LoggingConfigurable):
     ).tag(config=True)
     cancel_stale_jobs = Bool(
         True,
-        help="Before submitting, cancel active jobs with this server's job name that the hub "
-        "does not know (left by a hub that crashed while starting): one extra job list call",
+        help="When a server starts, cancel active jobs with its job name that the hub does not "
+        "know (left by a hub that crashed while starting): one job list call, made beside the "
+        "start once the new job's id is known",
     ).tag(config=True)
     port_range = Unicode(
         "", help="Port range 'lo-hi' the launcher picks its port from (empty: any free port)"

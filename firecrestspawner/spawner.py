@@ -465,8 +465,6 @@ class FirecRESTSpawner(FirecRESTSettings, Spawner):
         try:
             gw = self.gateway()
             await health.gate(self)  # an unhealthy scheduler: no job, a clear message
-            if self.cancel_stale_jobs:
-                await self._sweep_before_submit()
             self._event(5, f"Submitting the JupyterLab job to {self.system}")
             try:
                 job_id = await gw.submit(self.system, workdir, script)
@@ -476,6 +474,11 @@ class FirecRESTSpawner(FirecRESTSettings, Spawner):
             self._submitted_at = time.monotonic()
             self.lifecycle.to(State.QUEUED, f"job {job_id} submitted")
             self._save_state()  # a hub killed from now on finds the job id
+            if self.cancel_stale_jobs:
+                # Jobs of this server left by a hub that crashed while starting: looked for
+                # once the new job's id is known (so it is never taken for one), beside the
+                # start instead of before it (one FirecREST round trip less to wait for).
+                self._sweep_in_background("jobs left by an earlier start")
             self._event(10, f"Job {job_id} submitted to {self.system}")
             try:
                 host, port = await self._wait_until_ready(gw)
@@ -494,20 +497,6 @@ class FirecRESTSpawner(FirecRESTSettings, Spawner):
             self._starting = False
             if self._events_changed is not None:
                 self._events_changed.set()
-
-    async def _sweep_before_submit(self) -> None:
-        try:
-            found = await self.sweep_orphans()
-        except GatewayError as exc:
-            if exc.failure is Failure.LOGIN_REQUIRED:
-                self.lifecycle.to(State.IDLE, "no token")
-                raise LoginRequired(f"Cannot get a FirecREST access token: {exc.detail}") from None
-            self.log.warning("%s: could not look for orphan jobs before submitting: %s",
-                             self._log_name, exc.detail)
-            return
-        if found:
-            self.log.warning("%s: cancelling orphan job(s) %s left by an earlier start",
-                             self._log_name, ", ".join(found))
 
     def _submit_failed(self, exc: GatewayError) -> StartFailed:
         """The error a failed submission raises (and what happens to a job it may have
