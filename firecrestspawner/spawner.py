@@ -202,11 +202,19 @@ class FirecRESTSpawner(FirecRESTSettings, Spawner):
         self.lifecycle.to(State.HANDED_OVER, reason)
 
     def job_names(self) -> dict[str, str]:
-        """Job name -> server name for every server of this user this hub knows."""
+        """Job name -> server name for every server of this user this hub knows, except
+        other servers that are submitting right now: their new job has no id here yet and
+        must not be taken for an orphan (a failed submission sweeps for itself)."""
         names = {}
         servers = set(getattr(getattr(self.user, "orm_user", None), "orm_spawners", {}) or {})
         servers.add(self.name or "")
+        spawners = getattr(self.user, "spawners", None) or {}
         for server in servers:
+            other = spawners.get(server)
+            if (other is not None and other is not self
+                    and getattr(getattr(other, "lifecycle", None), "state", None)
+                    is State.SUBMITTING):
+                continue
             ns = self.template_namespace()
             ns["servername"] = server
             names[safe_job_name(self.job_name.format(**ns))] = server
