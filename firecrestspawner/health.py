@@ -47,6 +47,9 @@ class _Entry:
 
 _cache: dict[tuple[int, str], _Entry] = {}
 
+#: The clock the TTL is measured with (a test advances its own instead of sleeping).
+_clock: Callable[[], float] = time.monotonic
+
 
 def parse(systems: Any) -> dict[str, Health]:
     """``{system: Health}`` of a ``/status/systems`` answer (systems with a scheduler entry)."""
@@ -76,11 +79,11 @@ async def scheduler_health(fetch: Callable[[], Awaitable[Any]], firecrest_url: s
     loop = asyncio.get_running_loop()
     key = (id(loop), firecrest_url)
     entry = _cache.get(key)
-    if entry is not None and entry.task is None and time.monotonic() - entry.at < ttl:
+    if entry is not None and entry.task is None and _clock() - entry.at < ttl:
         return entry.systems.get(system)
     created = entry is None or entry.task is None
     if created:
-        entry = _cache[key] = _Entry(at=time.monotonic(),
+        entry = _cache[key] = _Entry(at=_clock(),
                                      task=loop.create_task(_fetch(fetch)))
     assert entry is not None and entry.task is not None
     task = entry.task
@@ -93,7 +96,7 @@ async def scheduler_health(fetch: Callable[[], Awaitable[Any]], firecrest_url: s
             raise
         return None
     if entry.task is task:
-        entry.task, entry.at, entry.systems = None, time.monotonic(), systems
+        entry.task, entry.at, entry.systems = None, _clock(), systems
     return systems.get(system)
 
 
