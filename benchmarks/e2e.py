@@ -14,8 +14,13 @@ answering through the proxy:
 * **launcher + callback** (ours): the launcher's first line → its ``exec`` line (port
   picked, callback POSTed and accepted);
 * **JupyterLab start**: exec → JupyterLab logged that it runs;
-* **hub check + proxy route** (ours and JupyterHub's): JupyterLab running → Lab answering
-  through the proxy (JupyterHub's own readiness check with its back-off, then the route).
+* **hub readiness check** (JupyterHub's): JupyterLab running → the hub logged that it adds
+  the route (``Adding user … to proxy``): the hub's HTTP check of the server, after the
+  spawner's ``start()`` returned;
+* **proxy route** (ours: the chp image): that line → the hub logged the spawn finished
+  (``User … took … seconds to start``), i.e. one call to the proxy's REST API;
+* **to the browser**: → Lab answering through the proxy to the benchmark's poll (every
+  50 ms), which includes the login cookie's redirect-free request.
 
 Then ``--users`` users (Linux accounts made for the run, removed afterwards) log in and
 spawn at once (venv install, so that no user needs a Podman image store of their own):
@@ -65,6 +70,8 @@ class Timeline:
     launcher_start: float | None = None
     launcher_exec: float | None = None
     lab_running: float | None = None
+    route_start: float | None = None
+    route_done: float | None = None
     slurm_submit: str = ""
     slurm_start: str = ""
 
@@ -78,9 +85,19 @@ class Timeline:
             "container/interpreter start": span(self.script_start, self.launcher_start),
             "launcher + callback (ours)": span(self.launcher_start, self.launcher_exec),
             "JupyterLab start": span(self.launcher_exec, self.lab_running),
-            "hub check + proxy route": span(self.lab_running, self.reachable),
+            "hub readiness check": span(self.lab_running, self.route_start),
+            "proxy route (ours)": span(self.route_start, self.route_done),
+            "to the browser": span(self.route_done, self.reachable),
+            "ours (submit + callback + route)": _sum(
+                span(self.request, self.submitted),
+                span(self.launcher_start, self.launcher_exec),
+                span(self.route_start, self.route_done)),
             "total": self.reachable - self.request,
         }
+
+
+def _sum(*parts: float | None) -> float | None:
+    return None if any(p is None for p in parts) else sum(p for p in parts if p is not None)
 
 
 def _local(stamp: str, fmt: str) -> float:
@@ -111,9 +128,15 @@ def _job_log(user: str, job_dir: str, job_id: str) -> str:
 def fill(dep: stack.Deployment, t: Timeline) -> None:
     """Complete ``t`` from the hub's log, the job's output and Slurm."""
     for when, text in _hub_events(dep, t.request):
+        if when < t.request:  # the log's `since` has whole seconds
+            continue
         m = re.search(rf"{re.escape(t.user)}.*: Job (\d+) submitted", text)
         if m and t.submitted is None:
             t.submitted, t.job_id = when, m.group(1)
+        if f"Adding user {t.user} to proxy" in text and t.route_start is None:
+            t.route_start = when
+        if f"User {t.user} took " in text and t.route_done is None:
+            t.route_done = when
     if not t.job_id:
         return
     log = _job_log(t.user, dep.job_dir, t.job_id)
@@ -135,7 +158,7 @@ def fill(dep: stack.Deployment, t: Timeline) -> None:
 
 
 def spawn(api: UserAPI, options: dict[str, Any], timeout: float = 600) -> Timeline:
-    """Request a server; poll until Lab answers through the proxy (100 ms steps)."""
+    """Request a server; poll until Lab answers through the proxy (50 ms steps)."""
     t0 = time.time()
     r = api.start(options)
     if r.status_code not in (201, 202):
@@ -145,7 +168,7 @@ def spawn(api: UserAPI, options: dict[str, Any], timeout: float = 600) -> Timeli
         with contextlib.suppress(requests.RequestException):  # not up yet
             if api.lab("api/status").status_code == 200:
                 return Timeline(api.user, t0, time.time())
-        time.sleep(0.1)
+        time.sleep(0.05)
     raise TimeoutError(f"Lab of {api.user} not reachable within {timeout:.0f} s")
 
 
@@ -189,7 +212,7 @@ def bench_users(n: int) -> Iterator[list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.e2e", description=__doc__.split("\n\n")[0])
-    p.add_argument("--users", type=int, default=10, help="users spawning at once (default 10)")
+    p.add_argument("--users", type=int, default=10, help="users spawning at once (default 10; 0 skips that part)")
     p.add_argument("--single", type=int, default=2, help="single spawns per case (default 2)")
     args = p.parse_args(argv)
     try:
@@ -216,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(t)
                 stop(api)
             print(f"\n## one user, {label} (seconds)\n\n{table(rows)}")
+        if not names:
+            return 0
         apis = [UserAPI(dep.url, n, oidc_login(dep.url, n)) for n in names]
         options = {"environment": "native", "venv": dep.venv, "time": "00:10:00"}
 
