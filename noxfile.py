@@ -60,6 +60,14 @@ def build(session: nox.Session) -> None:
     _f7tbuild(session, "build", "all")
 
 
+@nox.session(name="build-arm64", python=PYTHON)
+def build_arm64(session: nox.Session) -> None:
+    """Slow, not in CI: every image for linux/arm64 under qemu, checked; amd64+arm64 indexes on a loopback registry."""
+    session.run("bash", "scripts/emulation-setup.sh", external=True)  # qemu, binfmt_misc
+    _go_tools(session)  # crane (loopback registry, indexes), syft (publish's SBOMs)
+    _f7tbuild(session, "build-emulated", "--platform", "linux/arm64")
+
+
 @nox.session(name="lock", python=PYTHON)
 def lock(session: nox.Session) -> None:
     """Regenerate the hashed locks (hub, singleuser variants, uenv and native recipes) from catalogue.toml."""

@@ -13,6 +13,7 @@ from f7tbuild.dockerbuild import BuildRequest
 from f7tbuild.dockerbuild import run as docker_build
 from f7tbuild.labels import image_labels
 from f7tbuild.output import prefixed, status, warn
+from f7tbuild.platforms import Platform, foreign_arch
 from f7tbuild.standin import build_standin
 from f7tbuild.tags import Revision, component, current_revision, local_refs
 
@@ -31,7 +32,16 @@ class BuildOptions:
     checks: bool = True
     pull_timeout: float = 20.0
     ca_bundle: Path | None = None
+    #: A foreign platform to build for under emulation (None: the host's own).
+    platform: Platform | None = None
+    #: Redo debootstrap of the stand-in trees (emulated builds: ignore their cache).
+    rebuild_rootfs: bool = False
     _remade: set[str] = field(default_factory=set)
+
+    @property
+    def arch(self) -> str | None:
+        """The foreign architecture built for, None for the host's own."""
+        return foreign_arch(self.platform)
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,16 @@ class Built:
 
 def resolve_base(cat: Catalogue, target: Target, opts: BuildOptions) -> tuple[str, bool]:
     """The base to build on: (reference, is_standin)."""
-    if opts.base != "standin":
+    if opts.arch is not None:
+        if opts.base == "real":
+            raise engine.EngineError(
+                f"--base real with {opts.platform}: an emulated build uses stand-in bases only "
+                "(the engine keeps one image per name, a pulled foreign base would shadow the "
+                f"host's {target.base}); build {opts.platform} on a host of that architecture "
+                "with `nox -s build -- --base real` (the release workflow's arm64 runner does)"
+            )
+        status(f"[{target.name}] {opts.platform} under emulation: stand-in '{target.standin}'")
+    elif opts.base != "standin":
         if engine.image_exists(target.base):
             status(f"[{target.name}] base {target.base}: present locally")
             return target.base, False
@@ -68,7 +87,7 @@ def resolve_base(cat: Catalogue, target: Target, opts: BuildOptions) -> tuple[st
         warn(f"[{target.name}] --base standin: building on stand-in '{target.standin}'")
     spec = cat.standin(target.standin)
     rebuild = opts.rebuild and spec.kind not in opts._remade
-    ref = build_standin(spec, rebuild=rebuild, ca_bundle=opts.ca_bundle)
+    ref = build_standin(spec, rebuild=rebuild, ca_bundle=opts.ca_bundle, platform=opts.platform)
     opts._remade.add(spec.kind)
     return ref, True
 
@@ -110,7 +129,7 @@ def build_one(
     (otherwise one is served for this build only).
     """
     base, standin = resolve_base(cat, target, opts)
-    refs = local_refs(target, rev, standin)
+    refs = local_refs(target, rev, standin, opts.arch)
     digest = None if standin else engine.repo_digest(base)
     labels = image_labels(target, rev, base, digest, standin)
     serving = ca.serve(opts.ca_bundle) if ca_url is None else nullcontext(ca_url)
@@ -126,6 +145,13 @@ def build_one(
                 no_cache=opts.no_cache,
             )
         )
+    if opts.arch is not None:
+        built_for = engine.inspect(refs[0]).get("Architecture")
+        if built_for != opts.arch:
+            raise engine.EngineError(
+                f"[{target.name}] {refs[0]} came out {built_for}, not {opts.arch}: its base "
+                f"{base} is not {opts.platform}; remake it (--rebuild)"
+            )
     return Built(target, refs[0], base, standin, seconds, rev.sha)
 
 

@@ -47,6 +47,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pull-timeout", type=float, default=20.0, help="seconds for docker pull")
     _add_ca_options(p)
 
+    p = sub.add_parser(
+        "build-emulated",
+        help="build and check images for a foreign platform under qemu, then push both "
+        "platforms to a loopback registry as one multi-arch index each and inspect it",
+    )
+    p.add_argument("images", nargs="*", default=["all"], help="image, variant or 'all'")
+    p.add_argument("--platform", default="linux/arm64", help="default: linux/arm64")
+    p.add_argument("--rebuild", action="store_true", help="remake the stand-in bases too")
+    p.add_argument(
+        "--rebuild-rootfs", action="store_true", help="debootstrap again (ignore the cache)"
+    )
+    p.add_argument("--no-cache", action="store_true", help="docker build --no-cache")
+    p.add_argument("--no-checks", action="store_true", help="skip the checks (then no index)")
+    p.add_argument("--no-index", action="store_true", help="build and check only")
+    p.add_argument("--out", type=Path, help="timings and publish files (default: build/multiarch)")
+    _add_ca_options(p)
+
     sub.add_parser("lock", help="regenerate the hub's hashed lock (f7tbuild.lock)")
 
     p = sub.add_parser("lint", help="hadolint, shellcheck and ruff")
@@ -165,6 +182,22 @@ def main(argv: list[str] | None = None) -> int:
                 ca_bundle=_bundle(args),
             )
             return build_all(cat, args.images, opts)
+        if args.command == "build-emulated":
+            from f7tbuild.build import BuildOptions
+            from f7tbuild.crossbuild import DEFAULT_OUT as MULTIARCH_OUT
+            from f7tbuild.crossbuild import run as cross_run
+
+            opts = BuildOptions(
+                rebuild=args.rebuild,
+                no_cache=args.no_cache,
+                checks=not args.no_checks,
+                ca_bundle=_bundle(args),
+                rebuild_rootfs=args.rebuild_rootfs,
+            )
+            return cross_run(
+                cat, args.images, args.platform, opts, index=not args.no_index,
+                out_dir=args.out or MULTIARCH_OUT,
+            )
         if args.command == "bench":
             from f7tbuild.bench import bench
 

@@ -30,6 +30,7 @@ from f7tbuild import checkpass, engine, manifest, sbom
 from f7tbuild.catalogue import REPO_ROOT, Catalogue, Target
 from f7tbuild.labels import OCI
 from f7tbuild.output import prefixed, status
+from f7tbuild.platforms import foreign_arch
 from f7tbuild.standin import STANDIN_LABEL
 from f7tbuild.tags import (
     STANDIN_SUFFIX,
@@ -123,13 +124,18 @@ class Candidate:
 
 
 def choose(
-    target: Target, rev: Revision, labels_of: Callable[[str], dict[str, str] | None], policy: Policy
+    target: Target,
+    rev: Revision,
+    labels_of: Callable[[str], dict[str, str] | None],
+    policy: Policy,
+    arch: str | None = None,
 ) -> Candidate:
     """The local build of ``target`` at ``rev`` to publish, or PublishRefused.
 
-    ``labels_of(ref)``: the labels of a local image, None when absent.
+    ``labels_of(ref)``: the labels of a local image, None when absent; ``arch``: a
+    foreign architecture built under emulation (its builds are f7t4jhub/<arch>/...).
     """
-    real = local_refs(target, rev, standin=False)
+    real = local_refs(target, rev, standin=False, arch=arch)
     labels = labels_of(real[0])
     if labels is not None:
         if is_standin(real[0], labels):
@@ -138,7 +144,7 @@ def choose(
                 "stand-in builds are never published; rebuild on the real base"
             )
         return Candidate(real, labels, standin=False)
-    fake = local_refs(target, rev, standin=True)
+    fake = local_refs(target, rev, standin=True, arch=arch)
     fake_labels = labels_of(fake[0])
     if fake_labels is not None and policy.allow_standin:
         return Candidate(fake, fake_labels, standin=True)
@@ -227,7 +233,10 @@ def publish_one(
     the computed tags.
     """
     check_policy(registry, policy)
-    cand = choose(target, rev, lambda r: engine.labels(r) if engine.image_exists(r) else None, policy)
+    arch = foreign_arch(platform)
+    cand = choose(
+        target, rev, lambda r: engine.labels(r) if engine.image_exists(r) else None, policy, arch
+    )
     ids = {r: (engine.image_id(r) if engine.image_exists(r) else None) for r in cand.refs}
     image_id = verify_candidate(target, rev, cand, ids, checkpass.lookup)
     ts = tag_set(target, rev, cand.standin)

@@ -22,6 +22,7 @@ from f7tbuild.dockerbuild import BuildRequest
 from f7tbuild.dockerbuild import run as docker_build
 from f7tbuild.mirror import host_mirror
 from f7tbuild.output import prefixed, status
+from f7tbuild.platforms import Platform, foreign_arch, local_repository
 
 STANDIN_LABEL = "org.f7t4jhub.standin"
 STANDIN_DIR = REPO_ROOT / "images" / "standin"
@@ -99,27 +100,44 @@ def make_rootfs(suite: str, rebuild: bool = False, mirror: str | None = None) ->
     return ref
 
 
+def standin_ref(spec: Standin, arch: str | None = None) -> str:
+    """Local name of a stand-in base; ``arch``: a foreign architecture (emulated build)."""
+    return spec.ref if arch is None else f"{local_repository(f'standin-{spec.kind}', arch)}:latest"
+
+
 def build_standin(
     spec: Standin,
     rebuild: bool = False,
     ca_bundle: Path | None = None,
     rebuild_rootfs: bool = False,
+    platform: Platform | None = None,
 ) -> str:
-    """Make (or reuse) the stand-in base of one kind; return its reference."""
-    if not rebuild and engine.image_exists(spec.ref):
-        status(f"reusing stand-in {spec.ref} (use --rebuild to remake it)")
-        return spec.ref
+    """Make (or reuse) the stand-in base of one kind; return its reference.
+
+    ``platform``: a foreign platform, built under emulation on a tree made by
+    f7tbuild.emulation (None: the host's own).
+    """
+    arch = foreign_arch(platform)
+    ref = standin_ref(spec, arch)
+    if not rebuild and engine.image_exists(ref):
+        status(f"reusing stand-in {ref} (use --rebuild to remake it)")
+        return ref
     dockerfile = STANDIN_DIR / spec.kind / "Dockerfile"
     if not dockerfile.is_file():
         raise StandinError(f"no {dockerfile}: every [standins.{spec.kind}] needs a Dockerfile")
-    rootfs = make_rootfs(spec.suite, rebuild=rebuild_rootfs)
+    if platform is not None and arch is not None:
+        from f7tbuild.emulation import make_rootfs as make_foreign_rootfs
+
+        rootfs = make_foreign_rootfs(spec.suite, platform, rebuild=rebuild_rootfs)
+    else:
+        rootfs = make_rootfs(spec.suite, rebuild=rebuild_rootfs)
     with ca.serve(ca_bundle) as ca_url:
         docker_build(
             BuildRequest(
                 name=f"standin-{spec.kind}",
                 dockerfile=dockerfile,
                 context=dockerfile.parent,
-                tags=[spec.ref],
+                tags=[ref],
                 build_args={"ROOTFS": rootfs, "CA_URL": ca_url, **version_args(spec.versions)},
                 labels={
                     STANDIN_LABEL: "true",
@@ -129,7 +147,14 @@ def build_standin(
                 no_cache=rebuild,
             )
         )
-    return spec.ref
+    if arch is not None:
+        built_for = engine.inspect(ref).get("Architecture")
+        if built_for != arch:
+            raise StandinError(
+                f"{ref} came out {built_for}, not {arch}: the engine did not keep the base's "
+                "architecture; rerun with --rebuild-rootfs"
+            )
+    return ref
 
 
 def make_standins(
@@ -138,13 +163,16 @@ def make_standins(
     rebuild: bool = False,
     ca_bundle: Path | None = None,
     rebuild_rootfs: bool = False,
+    platform: Platform | None = None,
 ) -> list[str]:
-    """Make the named stand-in kinds (all when none named)."""
+    """Make the named stand-in kinds (all when none named), for ``platform`` if given."""
     chosen = [cat.standin(k) for k in kinds] if kinds else list(cat.standins.values())
     remade: set[str] = set()
     refs = []
     for spec in chosen:
         fresh = rebuild_rootfs and spec.suite not in remade
-        refs.append(build_standin(spec, rebuild, ca_bundle, rebuild_rootfs=fresh))
+        refs.append(
+            build_standin(spec, rebuild, ca_bundle, rebuild_rootfs=fresh, platform=platform)
+        )
         remade.add(spec.suite)
     return refs

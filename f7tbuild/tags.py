@@ -26,6 +26,7 @@ import subprocess
 from dataclasses import dataclass
 
 from f7tbuild.catalogue import REPO_ROOT, Target
+from f7tbuild.platforms import local_repository
 
 STANDIN_SUFFIX = "-standin"
 # Short names of main components inside variant tags (pytorch-25.10-lab-4.6.6).
@@ -111,9 +112,16 @@ def tags(target: Target, rev: Revision, standin: bool) -> list[str]:
     return tag_set(target, rev, standin).all()
 
 
-def local_refs(target: Target, rev: Revision, standin: bool) -> list[str]:
-    """Local references ``f7t4jhub/<image>:<tag>``."""
-    return [f"{target.repository}:{t}" for t in tags(target, rev, standin)]
+def local_refs(
+    target: Target, rev: Revision, standin: bool, arch: str | None = None
+) -> list[str]:
+    """Local references ``f7t4jhub/<image>:<tag>``.
+
+    ``arch``: a foreign architecture built under emulation; its builds are
+    ``f7t4jhub/<arch>/<image>:<tag>`` (f7tbuild.platforms), with the same tags.
+    """
+    repo = target.repository if arch is None else local_repository(target.family, arch)
+    return [f"{repo}:{t}" for t in tags(target, rev, standin)]
 
 
 def registry_ref(registry: str, target: Target, tag: str) -> str:

@@ -16,6 +16,7 @@ import pytest
 from f7tbuild import engine, manifest
 from f7tbuild.catalogue import load
 from f7tbuild.labels import OCI, STANDIN_DIGEST, VERSIONS_PREFIX, pinned_versions
+from f7tbuild.platforms import foreign_arch
 from f7tbuild.standin import STANDIN_LABEL
 from f7tbuild.tags import Revision, component, local_refs
 
@@ -63,7 +64,9 @@ def test_base_name_and_digest(labels: dict[str, str], target, base_ref: str | No
 def test_every_computed_tag_names_this_image(image_ref: str, labels: dict[str, str], target) -> None:
     standin = labels[STANDIN_LABEL] == "true"
     rev = Revision(labels[OCI + "revision"], labels[OCI + "created"], labels[OCI + "source"])
-    refs = local_refs(target, rev, standin)
+    # An image built for a foreign architecture (emulated) lives under f7t4jhub/<arch>/.
+    arch = foreign_arch(engine.inspect(image_ref).get("Architecture"))
+    refs = local_refs(target, rev, standin, arch)
     assert image_ref in refs
     want = engine.image_id(image_ref)
     wrong = {r: (engine.image_id(r) if engine.image_exists(r) else None) for r in refs}
