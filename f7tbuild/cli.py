@@ -98,6 +98,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("results", nargs="+", type=Path, help="published.json files or their dirs")
     p.add_argument("--sign", metavar="KEY", help="cosign each index digest (key or 'keyless')")
     p.add_argument("--out", type=Path, help="write indexes.json here (default: build/publish)")
+    p.add_argument(
+        "--inspect",
+        action="store_true",
+        help="then pull each platform of each index and run it (uname -m; foreign ones "
+        "under qemu: scripts/emulation-setup.sh)",
+    )
 
     p = sub.add_parser("bench", help="cold/warm build times and image sizes")
     p.add_argument("images", nargs="*", default=["all"])
@@ -145,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
             from f7tbuild.publish import DEFAULT_OUT
 
             indexes = assemble(args.results)
+            if args.inspect:
+                from f7tbuild.crossbuild import inspect_published
+                from f7tbuild.index import load_entries
+
+                inspect_published(indexes, load_entries(args.results))
             if args.sign:
                 from f7tbuild.sign import attach_sbom, sign
 

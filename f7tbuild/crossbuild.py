@@ -1,6 +1,6 @@
 """Every image for a foreign platform under emulation, then one multi-arch index each.
 
-``python -m f7tbuild build-arm64`` (``nox -s build-arm64``), in timed phases:
+``python -m f7tbuild build-emulated --platform linux/arm64`` (``nox -s build-arm64``), in timed phases:
 
 1. preflight: the engine, qemu through binfmt_misc (cause and fix when missing), crane;
 2. stand-ins: the Debian tree of each suite for ``linux/arm64`` (f7tbuild.emulation,
@@ -31,6 +31,7 @@ import docker.errors
 from f7tbuild import checkpass, engine, tools
 from f7tbuild.build import BuildOptions, Built, build_one, run_checks
 from f7tbuild.catalogue import REPO_ROOT, Catalogue, Target
+from f7tbuild.emulation import make_rootfs
 from f7tbuild.output import status, warn
 from f7tbuild.platforms import Platform, binfmt_problem, foreign_arch, host_arch
 from f7tbuild.standin import make_standins
@@ -187,11 +188,13 @@ def run(
             targets = wanted_platforms(cat.select(names), plat)
             rev = current_revision(cat.source)
             status(f"images for {plat}: {', '.join(t.name for t in targets)} at {rev.short}")
-        with phases.phase(f"stand-ins {plat.arch} (rootfs + bases)"):
-            kinds = standin_kinds(targets)
+        kinds = standin_kinds(targets)
+        for suite in dict.fromkeys(cat.standin(k).suite for k in kinds):
+            with phases.phase(f"rootfs {suite} {plat.arch} (debootstrap or cache)"):
+                make_rootfs(suite, plat, rebuild=opts.rebuild_rootfs)
+        with phases.phase(f"stand-in bases {plat.arch}"):
             refs = make_standins(
-                cat, kinds, rebuild=opts.rebuild, ca_bundle=opts.ca_bundle,
-                rebuild_rootfs=opts.rebuild_rootfs, platform=plat,
+                cat, kinds, rebuild=opts.rebuild, ca_bundle=opts.ca_bundle, platform=plat,
             )
             opts._remade.update(kinds)  # made (or remade) once: the builds reuse them
             status(f"stand-ins for {plat}: {', '.join(refs)}")
@@ -298,21 +301,32 @@ def _index_phases(
                 indexes = assemble(dirs)
             with phases.phase("inspect: platforms present, each pulled and run"):
                 for idx in indexes:
-                    inspect_index(idx, platforms_of(idx.ref), (host, plat), results[idx.target])
+                    res = results[idx.target]
+                    res.machines = inspect_index(
+                        idx, platforms_of(idx.ref), (host, plat), res.image_ids
+                    )
+                    res.index = idx.ref
         finally:
             for ref in pushed_refs:
                 engine.remove_image(ref)
 
 
-def inspect_index(idx: Any, listed: list[str], plats: tuple[Platform, ...], res: Result) -> None:
-    """Both platforms in the index; each pulled by the index digest is the image pushed and
-    runs as its architecture. Raises CrossBuildError naming what is wrong."""
+def inspect_index(
+    idx: Any, listed: list[str], plats: tuple[Platform, ...], image_ids: dict[str, str]
+) -> dict[str, str]:
+    """Check one pushed index (f7tbuild.index.Index): every platform of ``plats`` listed;
+    each, pulled through the index digest with ``--platform``, is the image pushed
+    (``image_ids``: platform -> image id) and runs as its architecture (``uname -m``).
+
+    Returns platform -> ``uname -m``; raises CrossBuildError naming what is wrong.
+    """
     have = {"/".join(p.split("/")[:2]) for p in listed}
     want = {str(p) for p in plats}
     if not want <= have:
         raise CrossBuildError(
             f"[{idx.target}] index {idx.ref} lists {sorted(listed)}, not {sorted(want)}"
         )
+    machines: dict[str, str] = {}
     for p in plats:
         image_id = pull_platform(idx.repository, idx.digest, p)
         local = engine.inspect(image_id)
@@ -321,16 +335,30 @@ def inspect_index(idx: Any, listed: list[str], plats: tuple[Platform, ...], res:
                 f"[{idx.target}] docker pull --platform {p} of {idx.ref} gave a "
                 f"{local.get('Architecture')} image"
             )
-        if image_id != res.image_ids.get(str(p)):
+        if image_id != image_ids.get(str(p)):
             raise CrossBuildError(
                 f"[{idx.target}] the {p} image pulled through {idx.ref} is {image_id[:19]}, "
-                f"not the image built and pushed ({res.image_ids.get(str(p), '?')[:19]})"
+                f"not the image built and pushed ({image_ids.get(str(p), '?')[:19]})"
             )
+        problem = binfmt_problem(p) if foreign_arch(p) is not None else None
+        if problem:
+            raise CrossBuildError(f"[{idx.target}] cannot run the {p} image here: {problem}")
         machine = machine_of(image_id, p)
         if machine != p.machine:
             raise CrossBuildError(
                 f"[{idx.target}] {p} image {image_id[:19]} runs as {machine!r}, not {p.machine}"
             )
-        res.machines[str(p)] = machine
+        machines[str(p)] = machine
         status(f"[{idx.target}] {idx.ref} {p}: pulled {image_id[:19]}, uname -m = {machine}")
-    res.index = idx.ref
+    return machines
+
+
+def inspect_published(indexes: list[Any], entries: list[dict[str, Any]]) -> None:
+    """``publish-index --inspect``: inspect_index for each index, the expected image ids
+    read from the per-platform ``published.json`` entries."""
+    from f7tbuild.index import platforms_of
+
+    for idx in indexes:
+        ids = {e["platform"]: e["image_id"] for e in entries if e["target"] == idx.target}
+        plats = tuple(Platform.parse(p) for p in sorted(ids))
+        inspect_index(idx, platforms_of(idx.ref), plats, ids)

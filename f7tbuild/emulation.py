@@ -164,6 +164,25 @@ def _run(cmd: list[str], tag: str, fail: str) -> None:
         raise EmulationError(f"{fail} (exit {rc} after {time.monotonic() - start:.0f}s); see above")
 
 
+def mounts_below(root: Path, mounts_text: str) -> list[str]:
+    """Mount points at or under ``root`` in ``/proc/mounts`` text, deepest first."""
+    prefix = str(root).rstrip("/") + "/"
+    points = []
+    for line in mounts_text.splitlines():
+        fields = line.split()
+        if len(fields) > 1:
+            point = fields[1].replace("\\040", " ")
+            if point == str(root) or point.startswith(prefix):
+                points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+def unmount_below(root: Path) -> None:
+    """Unmount whatever is mounted in the tree (before it is tarred or deleted)."""
+    for point in mounts_below(root, Path("/proc/mounts").read_text()):
+        subprocess.run(["umount", "-l", point], check=False, timeout=60)
+
+
 def debootstrap_layer(
     suite: str, plat: Platform, cached: CachedRootfs, mirror: str | None = None
 ) -> dict[str, Any]:
@@ -189,12 +208,15 @@ def debootstrap_layer(
         )
         first = time.monotonic() - start
         status(f"[{tag}] first stage done in {first:.0f}s; second stage under qemu (slow)")
-        _run(
-            second_stage_command(root),
-            tag,
-            f"the second stage in the {plat.arch} chroot failed: are {plat.arch} programs "
-            f"run by qemu? (cat /proc/sys/fs/binfmt_misc/{plat.qemu})",
-        )
+        try:
+            _run(
+                second_stage_command(root),
+                tag,
+                f"the second stage in the {plat.arch} chroot failed: are {plat.arch} programs "
+                f"run by qemu? (cat /proc/sys/fs/binfmt_misc/{plat.qemu})",
+            )
+        finally:
+            unmount_below(root)  # proc/sys the second stage may leave mounted
         second = time.monotonic() - start - first
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for entry in (root / junk).glob("*"):

@@ -20,6 +20,7 @@ from f7tbuild.emulation import (
     CachedRootfs,
     first_stage_command,
     image_config,
+    mounts_below,
     rootfs_ref,
     second_stage_command,
     write_image_tar,
@@ -128,6 +129,21 @@ def test_debootstrap_two_stages() -> None:
     ]
     assert second_stage_command(Path("/t/root")) == [
         "chroot", "/t/root", "/debootstrap/debootstrap", "--second-stage",
+    ]
+
+
+def test_mounts_left_in_the_tree_are_found_deepest_first() -> None:
+    mounts = (
+        "proc /proc proc rw 0 0\n"
+        "proc /var/tmp/t/root/proc proc rw 0 0\n"
+        "sysfs /var/tmp/t/root/sys sysfs rw 0 0\n"
+        "none /var/tmp/t/root/proc/sys/fs/binfmt_misc binfmt_misc rw 0 0\n"
+        "tmpfs /var/tmp/t/rootfs tmpfs rw 0 0\n"
+    )
+    assert mounts_below(Path("/var/tmp/t/root"), mounts) == [
+        "/var/tmp/t/root/proc/sys/fs/binfmt_misc",
+        "/var/tmp/t/root/proc",
+        "/var/tmp/t/root/sys",
     ]
 
 
