@@ -198,15 +198,32 @@ class FirecrestDouble:
             self.filesystems = self._fs_arg
         for s in self.schedulers.values():
             await s.start()
+        await self._serve(self._port)
+        return self
+
+    async def _serve(self, port: int) -> None:
+        """Serve the API on ``port`` (0: any free port) and set :attr:`url`."""
         app = web.Application(client_max_size=self.max_ops_file_size * 2 + 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self._port)
+        site = web.TCPSite(self._runner, self.host, port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://{self.host}:{port}"
-        return self
+
+    async def close_port(self) -> None:
+        """Stop serving the API, as a FirecREST that is down or restarting: new
+        connections are refused and open ones are closed, while the schedulers (and
+        their jobs) and the identity provider go on. :meth:`open_port` serves again."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def open_port(self) -> None:
+        """Serve the API again, on the same port as before :meth:`close_port`."""
+        if self._runner is None:
+            await self._serve(int(self.url.rsplit(":", 1)[1]))
 
     async def reload_jwks(self) -> int:
         """Fetch the identity provider's JWKS again, as a FirecREST restart would (the

@@ -51,6 +51,24 @@ async def test_connection_reset_fault(fc: FirecrestDouble, http: aiohttp.ClientS
     assert [r.fault for r in fc.requests] == ["reset", "reset", None]
 
 
+async def test_closed_port_refuses_connections_and_keeps_the_jobs(
+        fc: FirecrestDouble, http: aiohttp.ClientSession) -> None:
+    async with http.post(fc.url + "/compute/cluster/jobs", json=BODY, headers=bearer(fc)) as r:
+        job_id = (await r.json())["jobId"]
+    url = fc.url
+
+    await fc.close_port()
+    with pytest.raises(aiohttp.ClientConnectorError):  # refused, also on a kept-alive pool
+        async with http.get(url + "/status/systems", headers=bearer(fc)) as r:
+            await r.read()
+    await fc.open_port()
+
+    assert fc.url == url
+    async with http.get(f"{url}/compute/cluster/jobs/{job_id}", headers=bearer(fc)) as r:
+        assert r.status == 200
+        assert (await r.json())["jobs"][0]["jobId"] == job_id  # the job outlived the outage
+
+
 def test_fault_arguments_are_checked() -> None:
     from firecrest_double import Faults
 
