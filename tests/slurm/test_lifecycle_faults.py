@@ -463,7 +463,13 @@ async def test_requeued_job_ends_the_server_and_never_runs_again(
     assert "interrupted" in spawner.end_reason and "requeued" in spawner.end_reason
     await until(lambda: _gone(client, kit.user, ""), "server gone for the user")
     await wait_slurm(job_id, ("CANCELLED",), "requeued job cancelled")
-    runs = await asyncio.to_thread(sacct_runs, job_id)
+    runs: list[tuple[str, str]] = []
+
+    async def accounted() -> bool:  # slurmdbd records the end a moment after slurmctld
+        runs[:] = await asyncio.to_thread(sacct_runs, job_id)
+        return bool(runs) and runs[-1][0].startswith("CANCELLED")
+
+    await until(accounted, "sacct's record of the cancelled job", timeout=30)
     assert [state for state, _ in runs] == ["REQUEUED", runs[-1][0]], runs
     assert runs[-1][0].startswith("CANCELLED") and runs[-1][1] == "None assigned", runs
     assert kit.runs(job_id) == 1
