@@ -10,7 +10,10 @@ batch script is written (:meth:`StartFlow._start_job`):
    callback arrives, the job ends, is requeued (:mod:`.requeue`), the user stops the
    server, or the start budget (``start_timeout`` minus a margin) runs out;
 3. on any failure the job is cancelled and its end confirmed (or handed to the
-   reconciler) before the :class:`~.errors.StartFailed` leaves.
+   reconciler) before the :class:`~.errors.StartFailed` leaves;
+4. after the callback, wait until JupyterLab answers (:mod:`.readiness`, checked every
+   0.1 s within ``http_timeout``), so that JupyterHub's own check, with its back-off,
+   succeeds at once.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from . import health
+from . import health, readiness
 from .ending import JobEnding
 from .errors import JobEnded, LoginRequired, StartFailed, StartTimeout
 from .gateway import Failure, GatewayError, JobGateway
@@ -69,6 +72,7 @@ class StartFlow(JobEnding):
             self._event(10, f"Job {job_id} submitted to {self.system}")
             try:
                 host, port = await self._wait_until_ready(gw)
+                await self._wait_until_answering(host, port)
             except BaseException as exc:
                 reason = str(exc) or type(exc).__name__
                 self.log.warning("%s: start failed (%s); ending job %s", self._log_name,
@@ -84,6 +88,29 @@ class StartFlow(JobEnding):
             self._starting = False
             if self._events_changed is not None:
                 self._events_changed.set()
+
+    async def _wait_until_answering(self, host: str, port: int) -> None:
+        """Return once the server at ``host:port`` answers the URL JupyterHub checks;
+        raise :class:`~.errors.StartFailed` when it did not within ``http_timeout`` s
+        (JupyterHub would stop the server the same way, with a vaguer message).
+        Skipped with internal SSL (JupyterHub's own check then runs alone)."""
+        if self.internal_ssl:
+            return
+        base_url = self.server.base_url if self.server is not None else f"/user/{self.user.name}/"
+        self._event(90, f"JupyterLab is starting on {host}")
+        timeout = min(float(self.http_timeout), self._start_budget())
+        if await readiness.wait_until_answering(
+                readiness.check_url(host, port, base_url), timeout,
+                stop=lambda: self._stop_requested):
+            return
+        if self._stop_requested:
+            raise StartFailed(f"The server was stopped while job {self.job_id} was "
+                              "starting", 400)
+        raise StartFailed(
+            f"JupyterLab of job {self.job_id} called back from {host}:{port} but did not "
+            f"answer the hub within {timeout:.0f} s. The job was cancelled. If this "
+            "repeats, the hub cannot reach the compute nodes' ports (firewall) or JupyterLab "
+            "starts too slowly: ask your administrator (FirecRESTSpawner.http_timeout)")
 
     def _submit_failed(self, exc: GatewayError) -> StartFailed:
         """The error a failed submission raises (and what happens to a job it may have

@@ -53,6 +53,8 @@ class FakeCompute:
 
     scheduler: SimulatedScheduler
     callback: bool = True
+    #: The status the labs answer with (503: listening but never ready).
+    lab_status: int = 200
     #: The host the launchers report (the labs listen on 127.0.0.1 regardless).
     host: str = "127.0.0.1"
     labs: dict[str, Lab] = field(default_factory=dict)
@@ -77,7 +79,8 @@ class FakeCompute:
 
         async def answer(request: web.Request) -> web.Response:
             lab.hits += 1
-            return web.json_response({"fake": "jupyterlab", "path": request.path})
+            return web.json_response({"fake": "jupyterlab", "path": request.path},
+                                     status=self.lab_status)
 
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", answer)
