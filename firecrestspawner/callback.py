@@ -6,6 +6,12 @@ host must be one of the job's allocated nodes as FirecREST reports them, in a fo
 the ``node_addresses`` setting allows, or an IP address such a name resolves to
 (DNS looked up asynchronously: the hub's loop never blocks). The matching itself is
 the shared, stdlib-only :mod:`firecrestspawner.compute.hosts`.
+
+The nodes come from the start flow's last job status when it showed the job RUNNING
+(``_nodes_seen``: FirecREST's answer about this job, seen during this start), so the
+callback costs no FirecREST request; only a host that is not among them (or no nodes
+seen yet) makes the check ask FirecREST for the job's nodes again
+(``callback_node_lookups`` counts these requests).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import asyncio
 import ipaddress
 from typing import Any
 
-from .compute.hosts import NO_NODES, expand_hostlist, match_allocated
+from .compute.hosts import NO_NODES, HostMatch, expand_hostlist, match_allocated
 from .core import SpawnerCore
 from .errors import StartFailed
 from .gateway import GatewayError
@@ -39,7 +45,23 @@ class CallbackBinding(SpawnerCore):
                 f"{self._log_name} is not waiting for a callback (job {self.job_id or 'none'});"
                 " the server was not starting, or already got its callback"
             )
-        nodes = await self._job_nodes()
+        # The nodes the start flow's last status showed for this job (RUNNING): no
+        # FirecREST round trip when the host is one of them. None seen yet, or the host
+        # is not among them: ask FirecREST now.
+        verdict = await self._match(host, self._nodes_seen) if self._nodes_seen else None
+        if verdict is None or not verdict:
+            verdict = await self._match(host, await self._job_nodes())
+        if not verdict:
+            why = f"job {self.job_id} reported a host that is not its own: {verdict.reason}"
+            if not future.done():
+                future.set_exception(StartFailed(f"The callback was refused: {why}", 403))
+            raise RuntimeError(why)
+        if not future.done():
+            future.set_result((verdict.host, port))
+
+    async def _match(self, host: str, nodes: str) -> HostMatch:
+        """Whether ``host`` is one of ``nodes`` (a Slurm host list), by name, by a
+        ``node_addresses`` form, or by address (then the verdict's host is the address)."""
         addressing = node_addressing(self.node_addresses)
         verdict = match_allocated(host, nodes, addressing, await self._resolver(host, nodes))
         if not verdict and self.resolve_node_addresses:
@@ -49,15 +71,8 @@ class CallbackBinding(SpawnerCore):
                 by_ip = match_allocated(address, nodes, addressing,
                                         await self._resolver(address, nodes))
                 if by_ip:
-                    verdict = by_ip
-                    break
-        if not verdict:
-            why = f"job {self.job_id} reported a host that is not its own: {verdict.reason}"
-            if not future.done():
-                future.set_exception(StartFailed(f"The callback was refused: {why}", 403))
-            raise RuntimeError(why)
-        if not future.done():
-            future.set_result((verdict.host, port))
+                    return by_ip
+        return verdict
 
     async def _job_nodes(self) -> str:
         """The job's nodes as FirecREST reports them (waits up to callback_node_wait s
@@ -65,6 +80,7 @@ class CallbackBinding(SpawnerCore):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.callback_node_wait
         nodes = ""
+        self.callback_node_lookups += 1
         while True:
             try:
                 status = await self.gateway().status(self.job_system, self.job_id,

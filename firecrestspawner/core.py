@@ -63,6 +63,10 @@ class SpawnerCore(FirecRESTSettings, _SpawnerBase):
         self._start_began = time.monotonic()
         self._last_error = ""
         self._started_here = False
+        #: The job's nodes as the start flow's last RUNNING status showed them.
+        self._nodes_seen = ""
+        #: Job lookups the callback check made (0 when the start flow's nodes matched).
+        self.callback_node_lookups = 0
         # polls (see pollflow)
         self._cached_status: tuple[float, int | None] | None = None
         self._poll_task: asyncio.Future[int | None] | None = None

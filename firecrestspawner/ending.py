@@ -19,6 +19,7 @@ from typing import Any
 
 from .core import SpawnerCore
 from .gateway import GatewayError
+from .jobnames import LEGACY_JOB_NAME
 from .lifecycle import State
 from .reconciler import STATE_KEY, Reconciler, reconciler_for
 from .script import safe_job_name
@@ -74,7 +75,8 @@ class JobEnding(SpawnerCore):
         self.lifecycle.to(State.HANDED_OVER, reason)
 
     def job_names(self) -> dict[str, str]:
-        """Job name -> server name for every server of this user this hub knows, except
+        """Job name -> server name for every server of this user this hub knows (names
+        carry this hub's id; see :mod:`.jobnames`), except
         other servers that are submitting right now: their new job has no id here yet and
         must not be taken for an orphan (a failed submission sweeps for itself)."""
         names = {}
@@ -90,6 +92,8 @@ class JobEnding(SpawnerCore):
             ns = self.template_namespace()
             ns["servername"] = server
             names[safe_job_name(self.job_name.format(**ns))] = server
+            if self.legacy_job_names:  # a job submitted before hub ids (an upgrade)
+                names[safe_job_name(LEGACY_JOB_NAME.format(**ns))] = server
         return names
 
     def _active_job_ids(self) -> set[str]:

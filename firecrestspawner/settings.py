@@ -22,6 +22,7 @@ from traitlets.config import LoggingConfigurable
 
 from .compute.hosts import NodeAddressing
 from .config import ConfigError
+from .jobnames import DEFAULT_JOB_NAME, default_hub_id, hub_id_problem, job_name_problem
 from .options import Limits, form_to_options, render_form, validate_options
 from .script import check_directive, check_template, packaged_template
 from .tls import TLSSettingError, ssl_context
@@ -75,8 +76,20 @@ class FirecRESTSettings(LoggingConfigurable):
         Unicode(), help="Extra srun arguments for container jobs, e.g. ['--container-mount-home']"
     ).tag(config=True)
     job_name = Unicode(
-        "jupyterhub-{username}-{servername}",
-        help="Slurm job name (format_string fields expanded, then reduced to [A-Za-z0-9_.-])",
+        DEFAULT_JOB_NAME,
+        help="Slurm job name (format_string fields and {hub_id} expanded, then reduced to "
+        "[A-Za-z0-9_.-], at most 64 characters); must contain {hub_id}, {username} and "
+        "{servername}: the orphan sweep tells this hub's jobs apart by their names",
+    ).tag(config=True)
+    hub_id = Unicode(
+        help="This hub's id in its job names (letters, digits, '_', '.'; at most 24). Two hubs "
+        "sharing a FirecREST account must have different ids. Default: from JupyterHub's "
+        "public_url host (e.g. 'jupyter.example.org'), else its base_url path, else 'hub'",
+    ).tag(config=True)
+    legacy_job_names = Bool(
+        True, help="The orphan sweep also recognises the job names used before hub ids "
+        "(jupyterhub-{username}-{servername}), so that an upgrade leaves no job behind. Set "
+        "False when another hub (with the same user names) shares the FirecREST account",
     ).tag(config=True)
     job_output = Unicode(
         "jupyterhub-%j.log", help="sbatch --output of the job, relative to workdir"
@@ -244,7 +257,25 @@ class FirecRESTSettings(LoggingConfigurable):
     def _default_options_from_form(self) -> Callable[..., dict[str, str]]:
         return _options_from_form
 
+    @default("hub_id")
+    def _default_hub_id(self) -> str:
+        return default_hub_id(self.config.get("JupyterHub", {}))
+
     # ---------------------------------------------------------------- @validate
+    @validate("hub_id")
+    def _check_hub_id(self, proposal: Any) -> str:
+        problem = hub_id_problem(proposal["value"])
+        if problem:
+            raise ConfigError(f"FirecRESTSpawner.hub_id: {problem}; e.g. 'jupyter.example.org'")
+        return str(proposal["value"])
+
+    @validate("job_name")
+    def _check_job_name(self, proposal: Any) -> str:
+        problem = job_name_problem(proposal["value"])
+        if problem:
+            raise ConfigError(f"FirecRESTSpawner.job_name: {problem}")
+        return str(proposal["value"])
+
     @validate("firecrest_url")
     def _check_firecrest_url(self, proposal: Any) -> str:
         value = proposal["value"]

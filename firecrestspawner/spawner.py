@@ -49,9 +49,11 @@ class FirecRESTSpawner(StartFlow, PollFlow, CallbackBinding, Spawner):
 
     # ================================================================ options
     def template_namespace(self) -> dict[str, Any]:
-        """format_string fields: JupyterHub's (username, base_url) plus servername."""
+        """format_string fields: JupyterHub's (username, base_url) plus servername and
+        hub_id."""
         namespace = super().template_namespace()
         namespace["servername"] = self.name or ""
+        namespace["hub_id"] = self.hub_id
         return namespace
 
     def job_options(self) -> JobOptions:

@@ -22,6 +22,7 @@ import asyncio
 import time
 
 from . import health, readiness
+from .compute.hosts import NO_NODES
 from .ending import JobEnding
 from .errors import JobEnded, LoginRequired, StartFailed, StartTimeout
 from .gateway import Failure, GatewayError, JobGateway
@@ -46,6 +47,7 @@ class StartFlow(JobEnding):
         self._cached_status = None
         self._end_task = None
         self._seen_running = False
+        self._nodes_seen = ""
         self._outages = 0
         self.end_reason = ""
         self.job_host, self.job_port = "", 0
@@ -160,6 +162,8 @@ class StartFlow(JobEnding):
             status = await self._status_during_start(gw)
             if status is not None:
                 last = status
+                if status.phase is not Phase.RUNNING:
+                    self._nodes_seen = ""  # (requeue allowed) it may run elsewhere next
                 self._check_requeue(status)
                 if status.phase is Phase.TERMINAL:
                     self.lifecycle.to(State.ENDED, status.describe())
@@ -185,6 +189,8 @@ class StartFlow(JobEnding):
 
     def _running_event(self, status: JobStatus) -> None:
         self._seen_running = True
+        if status.nodes and status.nodes not in NO_NODES:
+            self._nodes_seen = status.nodes  # the callback check reuses them
         if self.lifecycle.state is State.QUEUED:
             self.lifecycle.to(State.STARTING, "job running")
         where = f" on {status.nodes}" if status.nodes else ""

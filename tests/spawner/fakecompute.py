@@ -57,6 +57,8 @@ class FakeCompute:
     lab_status: int = 200
     #: The host the launchers report (the labs listen on 127.0.0.1 regardless).
     host: str = "127.0.0.1"
+    #: Seconds between RUNNING and the callback (JupyterLab starting up).
+    callback_delay: float = 0.0
     labs: dict[str, Lab] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -91,6 +93,8 @@ class FakeCompute:
         lab.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         if not self.callback:
             return
+        if self.callback_delay:
+            await asyncio.sleep(self.callback_delay)
         url = env["JUPYTERHUB_API_URL"].rstrip("/") + "/firecrestspawner/callback"
         headers = {"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}"}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s, \

@@ -144,6 +144,9 @@ def test_callback_ports_refused(port: Any) -> None:
     ("node_addresses", {"suffix": ".x"}, "unknown key"),
     ("reconcile_backoff", 0.0, "must be positive"),
     ("port_range", "30000-20000", "low <= high"),
+    ("hub_id", "hub-a", "contains '-': only letters, digits"),
+    ("hub_id", "x" * 25, "at most 24"),
+    ("job_name", "jupyterhub-{username}", "lacks {hub_id}, {servername}"),
 ])
 def test_settings_are_checked_when_loaded(setting: str, value: Any, needle: str) -> None:
     """Settings (JupyterHub's environment included) fail when the configuration is

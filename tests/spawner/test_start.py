@@ -254,7 +254,7 @@ async def test_two_servers_of_one_user_share_one_token_refresh(
     assert double.idp.refresh_count == 1, "one refresh at a time per user"
     assert len(compute.labs) == 2
     names = sorted(j.name for j in double.scheduler.jobs_by_id.values())
-    assert names == ["jupyterhub-alice-one", "jupyterhub-alice-two"]
+    assert names == ["jupyterhub.hub-alice-one", "jupyterhub.hub-alice-two"]
     # the rotated refresh token was written back to auth_state
     state = await user.get_auth_state()
     assert state["refresh_token"] != refresh
