@@ -67,6 +67,8 @@ class SpawnerCore(FirecRESTSettings, _SpawnerBase):
         self._nodes_seen = ""
         #: Job lookups the callback check made (0 when the start flow's nodes matched).
         self.callback_node_lookups = 0
+        #: Bugs (unexpected exceptions) poll() and stop() met: logged, never outages.
+        self.internal_errors = 0
         # polls (see pollflow)
         self._cached_status: tuple[float, int | None] | None = None
         self._poll_task: asyncio.Future[int | None] | None = None

@@ -126,6 +126,10 @@ class JobEnding(SpawnerCore):
                 except GatewayError as exc:
                     self.log.warning("%s: orphan sweep (%s) failed: %s; again in %.0f s",
                                      self._log_name, why, exc.detail, delay)
+                except Exception:  # a bug, not an outage: logged, not retried
+                    self.log.exception("%s: internal error in the orphan sweep (%s)",
+                                       self._log_name, why)
+                    return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.reconcile_backoff_max)
 

@@ -63,3 +63,20 @@ class StartTimeout(StartFailed):
 
     status = 504
     reason_label = "timeout"
+
+
+class InternalError(StartFailed):
+    """A bug in the spawner (``KeyError``, ``TypeError``...) ended the start: the user
+    gets a sentence, the log gets the traceback; never counted as a FirecREST outage."""
+
+    status = 500
+    reason_label = "internal_error"
+
+
+def internal_error(action: str, exc: BaseException) -> InternalError:
+    """The sentence for an unexpected exception while doing ``action`` (the exception's
+    type only: its text may hold anything; the traceback is in the hub's log)."""
+    return InternalError(
+        f"{action} failed because of an internal error in the hub's FirecRESTSpawner "
+        f"({type(exc).__name__}); this is not a problem with your options or the cluster. "
+        "The hub's log has the details: please tell your administrators if it happens again")

@@ -12,6 +12,11 @@ Paths (environment variables override them):
   path: image defaults only. Named by the variable but absent: an error.
 - ``F7T4JHUB_SECRETS_DIR`` — the directory of secret files (default
   :data:`DEFAULT_SECRETS_DIR`), one value per file, named as in :data:`SECRET_FILES`.
+- ``F7T4JHUB_CONF_D`` — the escape hatch's directory of ``*.py`` files (default
+  :data:`DEFAULT_CONF_D`).
+
+After all of them the image's config calls :func:`check_spawner`: every
+FirecRESTSpawner setting is checked, and a wrong one stops the hub at start-up.
 
 Check a file without a hub: ``python -m firecrestspawner.hubconfig check FILE``.
 """
@@ -33,6 +38,8 @@ DEFAULT_CONFIG = "/etc/f7t4jhub/config/hub.yaml"
 DEFAULT_SECRETS_DIR = "/etc/f7t4jhub/secrets"
 CONFIG_ENV = "F7T4JHUB_CONFIG"
 SECRETS_ENV = "F7T4JHUB_SECRETS_DIR"
+DEFAULT_CONF_D = "/etc/jupyterhub/conf.d"
+CONF_D_ENV = "F7T4JHUB_CONF_D"
 DATA_DIR = "/srv/jupyterhub"
 SPAWNER_CLASS = "firecrestspawner.spawner.FirecRESTSpawner"
 
@@ -312,6 +319,39 @@ def configure(c: Any, environ: Mapping[str, str] = os.environ) -> dict[str, Any]
     secrets = read_secrets(environ.get(SECRETS_ENV) or DEFAULT_SECRETS_DIR)
     apply(c, data, secrets)
     return data
+
+
+def conf_d(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The escape hatch's files, in the order the image's config loads them."""
+    directory = environ.get(CONF_D_ENV) or DEFAULT_CONF_D
+    return sorted(str(p) for p in Path(directory).glob("*.py"))
+
+
+def check_spawner(c: Any) -> None:
+    """Check every FirecRESTSpawner setting of the finished configuration ``c`` (the
+    escape hatch's included, e.g. the site's ``environment``): the image's config calls
+    this last, so that a wrong setting stops the hub at start-up with a sentence naming
+    it and the fix, instead of failing every user's start.
+
+    Nothing is checked when another spawner class is configured, or when no
+    FirecRESTSpawner setting is given at all (an image run without configuration).
+    Raises :class:`HubConfigError`.
+    """
+    spawner_class = c.JupyterHub.get("spawner_class", SPAWNER_CLASS)
+    name = spawner_class if isinstance(spawner_class, str) else (
+        f"{getattr(spawner_class, '__module__', '')}.{getattr(spawner_class, '__name__', '')}")
+    if name != SPAWNER_CLASS or not c.get("FirecRESTSpawner"):
+        return
+    from traitlets import TraitError
+
+    from .config import ConfigError, check_config
+
+    try:
+        check_config(c)
+    except (ConfigError, TraitError) as exc:
+        raise HubConfigError(f"{exc} (the hub does not start with a wrong spawner "
+                             "setting; fix it in hub.yaml or the conf.d file that sets it)"
+                             ) from None
 
 
 def apply(c: Any, data: dict[str, Any], secrets: Secrets) -> None:

@@ -28,13 +28,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from jupyterhub.spawner import Spawner
+from tornado import web
 
 from . import (
     api,  # noqa: F401  (registers the callback handler with JupyterHub)
 )
 from .callback import CallbackBinding
 from .compute.envcodec import ENV_VAR, encode_env
-from .errors import InvalidOptions, JobEnded, LoginRequired, StartFailed
+from .errors import InvalidOptions, JobEnded, LoginRequired, StartFailed, internal_error
 from .lifecycle import State
 from .options import JobOptions, OptionError, validate_options
 from .pollflow import PollFlow
@@ -103,14 +104,25 @@ class FirecRESTSpawner(StartFlow, PollFlow, CallbackBinding, Spawner):
         Returns ``(host, port)`` of the job's JupyterLab. On failure raises a
         :class:`~.errors.StartFailed` (or subclass) whose message names the cause; a job
         that was submitted is cancelled and confirmed ended first, or handed to the
-        reconciler, before the exception leaves (see :mod:`.startflow`).
+        reconciler, before the exception leaves (see :mod:`.startflow`). A bug (any
+        other exception) is logged with its traceback and raised as an
+        :class:`~.errors.InternalError` sentence; JupyterHub then stops the server.
         """
-        options = self.job_options()
         try:
-            script = self.render_script(options)
-        except ValueError as exc:
-            raise StartFailed(f"Cannot write the batch script: {exc}", 500) from None
-        return await self._start_job(script, self.format_string(self.workdir))
+            options = self.job_options()
+            try:
+                script = self.render_script(options)
+            except ValueError as exc:
+                raise StartFailed(f"Cannot write the batch script: {exc}", 500) from None
+            return await self._start_job(script, self.format_string(self.workdir))
+        except (web.HTTPError, asyncio.CancelledError):
+            raise  # StartFailed (a sentence), JupyterHub's own errors, a cancelled start
+        except Exception as exc:
+            # a bug (KeyError, TypeError...): the traceback to the log, a sentence to the
+            # user (never a bare "500: Internal Server Error"), never an outage
+            self.log.exception("%s: internal error while starting (job %s)", self._log_name,
+                               self.job_id or "not submitted")
+            raise internal_error("Starting your server", exc) from exc
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         """Called by JupyterHub's progress API while a start is pending; yields the
@@ -149,9 +161,20 @@ class FirecRESTSpawner(StartFlow, PollFlow, CallbackBinding, Spawner):
         to the reconciler (then JupyterHub clears the state and the reconciler keeps
         cancelling). An outage (5xx, timeout, a 404 that is not "Job not found" for this
         job, a token endpoint in trouble) returns None: the server is kept. Never raises
-        for FirecREST trouble (see :mod:`.pollflow`).
+        (see :mod:`.pollflow`): a bug (``KeyError``, ``TypeError``...) is logged with its
+        traceback as an error — not counted as an outage — and the server is kept, since
+        nothing is known about the job.
         """
-        return await self._poll_job()
+        try:
+            return await self._poll_job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.internal_errors += 1
+            self.log.exception("%s: internal error while polling job %s (a bug, not a "
+                               "FirecREST outage); the server is kept", self._log_name,
+                               self.job_id)
+            return None
 
     # ================================================================ stop
     async def stop(self, now: bool = False) -> None:
@@ -159,14 +182,26 @@ class FirecRESTSpawner(StartFlow, PollFlow, CallbackBinding, Spawner):
         abort a pending start). Cancels the job and waits, at most ``stop_timeout`` s
         (10 s with ``now``), for FirecREST to confirm its end; if it cannot, the job is
         handed to the reconciler, which keeps cancelling it. Returns None; never raises
-        for FirecREST trouble."""
+        for FirecREST trouble. A bug (``KeyError``, ``TypeError``...) is logged with its
+        traceback and the job is handed to the reconciler (JupyterHub's stop handlers
+        swallow a stop's exception and would skip their own clean-up: not raised)."""
         self._stop_requested = True
         if self._callback is not None and not self._callback.done():
             self._callback.cancel()
         if not self.job_id:
             return
-        await self._end_job("stopped by the hub",
-                            min(self.stop_timeout, 10.0) if now else self.stop_timeout)
+        try:
+            await self._end_job("stopped by the hub",
+                                min(self.stop_timeout, 10.0) if now else self.stop_timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.internal_errors += 1
+            self.log.exception("%s: internal error while stopping job %s (a bug, not a "
+                               "FirecREST outage); the reconciler keeps cancelling it",
+                               self._log_name, self.job_id)
+            if self.lifecycle.state not in (State.ENDED, State.HANDED_OVER):
+                self._hand_over(f"internal error while stopping: {type(exc).__name__}")
         self._exit_code = 0
         self._cached_status = (time.monotonic(), 0)
 

@@ -9,18 +9,21 @@
 2. The configuration file, when there is one: /etc/f7t4jhub/config/hub.yaml (or the path
    in F7T4JHUB_CONFIG), validated, with the secrets read from files in
    /etc/f7t4jhub/secrets (or F7T4JHUB_SECRETS_DIR). Format: docs/hub-config.md.
-3. ESCAPE HATCH: /etc/jupyterhub/conf.d/*.py, executed in name order after everything
-   above (the Helm chart's hub.extraConfig). Python, unchecked: prefer the file.
+3. ESCAPE HATCH: /etc/jupyterhub/conf.d/*.py (or F7T4JHUB_CONF_D/*.py), executed in name
+   order after everything above (the Helm chart's hub.extraConfig). Python: prefer the file.
+4. The check: every FirecRESTSpawner setting of the result (the escape hatch's included,
+   e.g. the site's environment) is checked; a wrong one stops the hub here with a
+   sentence naming the setting and the fix.
 """
 
-import glob
-
 import firecrestspawner.api  # noqa: F401 - registers the job callback route in the hub API
-from firecrestspawner.hubconfig import configure
+from firecrestspawner.hubconfig import check_spawner, conf_d, configure
 
 c = get_config()  # noqa: F821 - injected by JupyterHub when it loads this file
 
 configure(c)
 
-for _path in sorted(glob.glob("/etc/jupyterhub/conf.d/*.py")):
+for _path in conf_d():
     load_subconfig(_path)  # noqa: F821 - injected by JupyterHub
+
+check_spawner(c)

@@ -7,7 +7,10 @@ config loader), with the data file and secret files at paths given by the enviro
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -137,11 +140,49 @@ def test_the_file_and_secret_files_configure_hub_proxy_login_and_spawner(
 
 def test_the_escape_hatch_runs_after_the_file(monkeypatch: pytest.MonkeyPatch,
                                               tmp_path: Path) -> None:
-    """conf.d files are loaded after the structured settings (they win)."""
+    """conf.d files are loaded after the structured settings (they win), and the
+    spawner check comes after both."""
     text = IMAGE_CONFIG.read_text()
-    configure_at = text.index("configure(c)")
-    hatch_at = text.index('glob.glob("/etc/jupyterhub/conf.d/*.py")')
-    assert configure_at < hatch_at
+    configure_at = text.index("\nconfigure(c)")
+    hatch_at = text.index("for _path in conf_d():")
+    check_at = text.index("\ncheck_spawner(c)")
+    assert configure_at < hatch_at < check_at
+
+
+def test_a_real_hub_with_a_wrong_escape_hatch_setting_does_not_start(tmp_path: Path) -> None:
+    """`jupyterhub` with the image's config, a valid file, and a conf.d file setting
+    the site's environment wrongly: the process exits non-zero, naming the setting."""
+    data = json.loads(json.dumps(VALID))
+    (tmp_path / "hub.yaml").write_text(yaml.safe_dump(data))
+    write_secrets(tmp_path / "secrets")
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "50-site.py").write_text(
+        'c.FirecRESTSpawner.environment = {"BAD-NAME": "x"}\n')
+    env = {**os.environ, hubconfig.CONFIG_ENV: str(tmp_path / "hub.yaml"),
+           hubconfig.SECRETS_ENV: str(tmp_path / "secrets"),
+           hubconfig.CONF_D_ENV: str(tmp_path / "conf.d")}
+    jupyterhub = Path(sys.executable).with_name("jupyterhub")
+
+    proc = subprocess.run([str(jupyterhub), "-f", str(IMAGE_CONFIG)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+    assert proc.returncode != 0
+    assert ("FirecRESTSpawner.environment: 'BAD-NAME' is not a variable name"
+            in proc.stderr), proc.stderr[-3000:]
+    assert "fix it in hub.yaml or the conf.d file" in proc.stderr
+
+
+def test_the_spawner_check_skips_other_spawners_and_bare_images() -> None:
+    from traitlets.config import Config
+
+    c = Config()
+    c.JupyterHub.spawner_class = hubconfig.SPAWNER_CLASS
+    hubconfig.check_spawner(c)  # no FirecRESTSpawner setting at all: the bare image
+    c.FirecRESTSpawner.environment = {"BAD-NAME": "x"}
+    with pytest.raises(hubconfig.HubConfigError, match="FirecRESTSpawner.environment"):
+        hubconfig.check_spawner(c)
+    c.JupyterHub.spawner_class = "simple"
+    hubconfig.check_spawner(c)
 
 
 @pytest.mark.parametrize(
