@@ -58,7 +58,7 @@ async def test_start_reports_progress_and_uses_the_callback(
     assert await spawner.poll() is None
     job = double.scheduler.jobs_by_id[spawner.job_id]
     assert job.state == "RUNNING"
-    assert job.name == f"jupyterhub-{USER}"
+    assert job.name == f"jupyterhub.hub-{USER}"  # hub id "hub": no public_url, base_url /
     assert "#SBATCH --partition=normal" in job.script
     assert "exec firecrestspawner-singleuser" in job.script
     state = spawner.get_state()
