@@ -231,7 +231,7 @@ async def make_hub(double: FirecrestDouble, kit: Kit,
         "poll_retries": 0,
         "poll_cache_seconds": 0,
         "firecrest_timeout": FIRECREST_TIMEOUT,
-        "stop_timeout": 5.0,
+        "stop_timeout": 3.0,
         "not_found_recheck": 0.2,
         "reconcile_backoff": 0.5,
         "reconcile_backoff_max": 2.0,
@@ -340,7 +340,7 @@ async def test_outages_keep_the_server_across_a_restart_and_a_failing_stop_is_re
         ("one 'Job not found'", double.faults,
          {"route": JOB, "status": 404, "message": "Job not found."}),
         ("token endpoint 503", double.idp.faults, {"route": TOKEN, "status": 503}),
-        ("token endpoint slow", double.idp.faults, {"route": TOKEN, "delay": 2.0}),
+        ("token endpoint slow", double.idp.faults, {"route": TOKEN, "delay": 1.0}),
         ("token endpoint refusing", double.idp.faults,
          {"route": TOKEN, "status": 400, "message": "refresh token revoked"}),
     ]
@@ -363,20 +363,20 @@ async def test_outages_keep_the_server_across_a_restart_and_a_failing_stop_is_re
     assert double.count(CANCEL, job_id) == 0
 
     # -- stop while the token endpoint is slow, down, then refusing, and the cancel
-    # fails longer than stop_timeout (5 s: at most 5 tries): the job goes to the
+    # fails longer than stop_timeout (3 s: at most 4 tries): the job goes to the
     # reconciler, which retries until Slurm shows it cancelled
-    token_faults = [double.idp.faults.add(TOKEN, count=1, delay=2.0),
+    token_faults = [double.idp.faults.add(TOKEN, count=1, delay=1.0),
                     double.idp.faults.add(TOKEN, count=2, status=503),
                     double.idp.faults.add(TOKEN, count=1, status=400,
                                           message="refresh token revoked")]
-    cancel_fails = double.faults.add(CANCEL, count=8, status=503)
+    cancel_fails = double.faults.add(CANCEL, count=6, status=503)
     orm_spawner = spawner.orm_spawner
     status, _ = await client.request("DELETE", f"/users/{kit.user}/server")
     assert status in (202, 204), status
     await until(lambda: _gone(client, kit.user, ""), "server gone for the user")
     await wait_slurm(job_id, ("CANCELLED",), "stopped server's job", kit=kit)
-    assert [f.hits for f in token_faults] == [1, 2, 1] and cancel_fails.hits == 8
-    assert double.count(CANCEL, job_id) >= 9
+    assert [f.hits for f in token_faults] == [1, 2, 1] and cancel_fails.hits == 6
+    assert double.count(CANCEL, job_id) >= 7
     confirmed = spawner.reconciler().confirmed
     await until(lambda: job_id in [done for done, _ in confirmed], "the reconciler confirmed "
                 "the end", timeout=30)
