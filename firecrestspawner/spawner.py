@@ -7,10 +7,13 @@ work is done by its parts, each in its own module:
 * :mod:`.gateway` — the FirecREST calls and what their failures mean (:class:`~.gateway.Failure`);
 * :mod:`.lifecycle` — the states of a server and the allowed transitions, in one table;
 * :mod:`.core` — the per-server state, the gateways, the progress events;
-* :mod:`.startflow` — submit, wait until ready, requeue check, start budget;
+* :mod:`.startflow` — submit, wait until ready, requeue check, start budget
+  (:mod:`.readiness`: until JupyterLab answers; :mod:`.requeue`: which states end it);
 * :mod:`.pollflow` — poll the job and judge its state;
 * :mod:`.callback` — the callback binding (the reported host must be one of the job's nodes);
-* :mod:`.ending` — cancel and confirm, hand over to :mod:`.reconciler`, orphan sweeps.
+* :mod:`.ending` — cancel and confirm, hand over to :mod:`.reconciler`, orphan sweeps
+  (:mod:`.jobnames`: job names identify hub, user and server);
+* :mod:`.errors` — the exceptions a start fails with: a sentence for the user, always.
 
 The promise: a job is forgotten only once FirecREST confirmed it ended (a terminal
 state, or "Job not found" seen twice), or after it was handed to the reconciler,
