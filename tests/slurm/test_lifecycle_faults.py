@@ -413,9 +413,10 @@ async def test_jobs_that_end_behind_the_hubs_back_end_their_servers(
     double.faults.add(JOB, count=2, status=404, message="Job not found.")
     await until(lambda: _gone(client, kit.user, ""), "default server gone for the user")
     assert "no longer knows" in lied_about.end_reason
-    assert slurm_state(lied_id) == "RUNNING", "Slurm still runs the job FirecREST lost"
+    # FirecREST was wrong: Slurm still runs the job (unless a sweep cancelled it already)
+    assert slurm_state(lied_id).startswith(("RUNNING", "CANCELLED"))
 
-    # -- the next start finds the lost job by its name and cancels it
+    # -- the next start (at the latest) finds the lost job by its name and cancels it
     await started(client, kit)
     new_id = user.spawners[""].job_id  # JupyterHub made a new spawner for the new start
     assert new_id and new_id != lied_id
