@@ -91,6 +91,7 @@ class OpenAPISpec:
         # Literal templates first, so /status/systems never matches /status/{system_name}/...
         self._routes.sort(key=lambda r: r[1].count("{"))
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
+        self._shape_only: dict[str, bool] = {}
 
     # -- lookup ----------------------------------------------------------------------
     def match(self, method: str, path: str) -> tuple[Operation, dict[str, str]] | None:
@@ -241,7 +242,75 @@ class OpenAPISpec:
             value = json.loads(body)
         except ValueError as e:
             return [f"body is not JSON ({e})"]
-        return self.schema_errors(content[media]["schema"], value, "response body")
+        schema = content[media]["schema"]
+        return self.schema_errors(schema, self.representatives(schema, value), "response body")
+
+    def representatives(self, schema: Mapping[str, Any], value: Any) -> Any:
+        """``value`` with each long list of its top-level object cut to one item per
+        distinct shape (keys and JSON types, recursively), when ``schema`` constrains
+        only shapes (no enum, pattern, bounds...): then the items left are valid exactly
+        when all were. A listing of 2000 jobs (~1.4 MB) validates in milliseconds
+        instead of seconds; the error paths then index the items kept."""
+        if not isinstance(value, dict) or not self.shape_only(schema):
+            return value
+        out = dict(value)
+        for key, items in value.items():
+            if isinstance(items, list) and len(items) > _DEDUP_MIN:
+                kept: dict[Any, Any] = {}
+                for item in items:
+                    kept.setdefault(_shape(item), item)
+                out[key] = list(kept.values())
+        return out
+
+    def shape_only(self, schema: Mapping[str, Any]) -> bool:
+        """True when ``schema`` (refs followed) uses no keyword that looks at values
+        beyond their JSON type and object keys."""
+        key = json.dumps(schema, sort_keys=True)
+        cached = self._shape_only.get(key)
+        if cached is None:
+            cached = self._shape_only[key] = self._no_value_keywords(schema, set())
+        return cached
+
+    def _no_value_keywords(self, node: Any, seen: set[str]) -> bool:
+        if isinstance(node, list):
+            return all(self._no_value_keywords(n, seen) for n in node)
+        if not isinstance(node, dict):
+            return True
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            if ref in seen:
+                return True
+            seen.add(ref)
+            if not self._no_value_keywords(self._resolve(node), seen):
+                return False
+        if _VALUE_KEYWORDS & node.keys():
+            return False
+        return all(self._no_value_keywords(v, seen) for k, v in node.items()
+                   if k in ("properties",) or isinstance(v, (dict, list)))
+
+
+#: Lists longer than this are validated one item per distinct shape (see representatives).
+_DEDUP_MIN = 20
+#: Keywords whose verdict depends on more than a value's type and keys.
+_VALUE_KEYWORDS = frozenset({
+    "enum", "const", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
+    "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "minItems", "maxItems",
+    "uniqueItems", "contains", "minContains", "maxContains", "minProperties",
+    "maxProperties", "propertyNames", "patternProperties", "dependentRequired",
+    "dependentSchemas", "if", "not", "prefixItems", "unevaluatedItems",
+    "unevaluatedProperties",
+})
+
+
+def _shape(value: Any) -> Any:
+    """A hashable picture of a JSON value's keys and types (not its values)."""
+    if isinstance(value, dict):
+        return ("object", tuple(sorted((k, _shape(v)) for k, v in value.items())))
+    if isinstance(value, list):
+        return ("array", frozenset(_shape(v) for v in value))
+    if value is None or isinstance(value, bool):
+        return repr(value) if value is None else "boolean"
+    return type(value).__name__
 
 
 def _deepest(err: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:

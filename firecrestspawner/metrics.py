@@ -97,6 +97,13 @@ def route_template(method: str, path: str, base_path: str = "") -> str:
 
 def count_firecrest_requests(client: Any, base_url: str) -> None:
     """Count every request of a pyfirecrest client's httpx session (an event hook)."""
+    session = getattr(client, "_session", None)
+    if isinstance(session, httpx.AsyncClient):
+        count_session_requests(session, base_url)
+
+
+def count_session_requests(session: httpx.AsyncClient, base_url: str) -> None:
+    """Count every request of an httpx client talking to FirecREST (an event hook)."""
     base_path = httpx.URL(base_url).path
 
     async def on_response(response: httpx.Response) -> None:
@@ -104,11 +111,9 @@ def count_firecrest_requests(client: Any, base_url: str) -> None:
         route = route_template(request.method, request.url.path, base_path)
         FIRECREST_REQUESTS.labels(route=route, status=str(response.status_code)).inc()
 
-    session = getattr(client, "_session", None)
-    if isinstance(session, httpx.AsyncClient):
-        hooks = session.event_hooks
-        hooks["response"] = [*hooks.get("response", []), on_response]
-        session.event_hooks = hooks
+    hooks = session.event_hooks
+    hooks["response"] = [*hooks.get("response", []), on_response]
+    session.event_hooks = hooks
 
 
 def count_unanswered(exc: BaseException) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from . import batchpoll
 from .ending import JobEnding
 from .gateway import Failure, GatewayError
 from .lifecycle import State
@@ -75,8 +76,7 @@ class PollFlow(JobEnding):
                 await asyncio.sleep(delay)
                 delay *= 2
             try:
-                status = await gw.status(self.job_system, self.job_id,
-                                         second_look_delay=self.not_found_recheck)
+                status = await batchpoll.job_status(self, gw)  # shared listing or per job
             except GatewayError as exc:
                 failure = exc
                 if exc.failure is Failure.JOB_NOT_FOUND:

@@ -174,6 +174,11 @@ class FirecRESTSettings(LoggingConfigurable):
     service_token_url = Unicode(
         "", help="Token endpoint of the service account (empty: token_url)"
     ).tag(config=True)
+    batch_poll = Bool(
+        True, help="With a service account: poll all the hub's servers with one job listing "
+        "per poll_interval (GET /compute/{system}/jobs?allusers=true), shared by every "
+        "spawner; jobs the listing does not show are polled one request each",
+    ).tag(config=True)
 
     # ---------------------------------------------------------------- timing
     start_poll_interval = Float(

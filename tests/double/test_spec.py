@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import aiohttp
 import pytest
 
@@ -96,3 +98,22 @@ async def test_unknown_path_404_and_wrong_method_405(
         assert r.status == 404 and r.headers["f7t-appversion"] == "2.5.6"
     async with http.put(fc.url + JOBS, headers=bearer(fc)) as r:
         assert r.status == 405
+
+
+def test_long_listing_validated_by_shape_still_catches_one_bad_record() -> None:
+    spec = load_spec()
+    op, _ = spec.match("GET", JOBS)
+    good = {"jobId": "1", "name": "n", "status": {"state": "RUNNING"}, "time": {},
+            "allocationNodes": 1, "cluster": "c", "nodes": "nid1", "partition": "p",
+            "user": "u", "workingDirectory": "/w"}
+    jobs = [dict(good, jobId=str(i)) for i in range(3000)]
+    assert spec.validate_response(op, 200, "application/json",
+                                  json.dumps({"jobs": jobs}).encode()) == []
+    jobs[2500] = dict(good, allocationNodes="1")  # one record with a wrong type
+    errors = spec.validate_response(op, 200, "application/json",
+                                    json.dumps({"jobs": jobs}).encode())
+    assert errors and "allocationNodes" in errors[0] and "'1' is not of type" in errors[0]
+    # a schema with value constraints is never cut short
+    systems, _ = spec.match("GET", "/status/systems")
+    schema = systems.spec["responses"]["200"]["content"]["application/json"]["schema"]
+    assert not spec.shape_only(schema)

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from firecrest_double import FirecrestDouble, SimulatedScheduler
-from firecrestspawner import reconciler
+from firecrestspawner import batchpoll, reconciler
 
 from .fakecompute import FakeCompute
 from .hubtools import HubClient, hub_config, new_crypt_key, start_hub, stop_hub
@@ -96,6 +96,7 @@ async def make_hub(spawner_settings: dict[str, Any]) -> AsyncIterator[HubFactory
         if not getattr(app, "_stop_called", False):
             await stop_hub(app)
     await reconciler.stop_all()
+    await batchpoll.close_all()
 
 
 async def login(app: Any, double: FirecrestDouble, name: str = USER,
