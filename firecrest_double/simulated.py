@@ -24,7 +24,10 @@ As the real FirecREST in front of Slurm with accounting (``firecrest-v2-notes.md
 * RUNNING records carry ``exitCode 0`` and ``interruptSignal 0``; ``time.limit`` is null
   without a time limit; ``killRequestUser`` is always null; a job cancelled while
   pending has ``nodes: "None assigned"``, ``allocationNodes`` 0 and keeps its last
-  ``stateReason``; cancelling a finished or unknown job is a 500 with scancel's words.
+  ``stateReason``; cancelling a finished or unknown job is a 500 with scancel's words;
+* while pending, ``time.start`` is 0, or with ``estimate_start=True`` Slurm's estimate
+  of the start (squeue's StartTime once the backfill scheduler computed one): here the
+  moment the queue delay ends.
 
 With ``execute=True`` the batch script really runs when the job becomes RUNNING: as
 a local subprocess (its own session) with the environment ``sbatch --export='ALL,…'``
@@ -152,6 +155,8 @@ class SimJob:
     interrupt_signal: int | None = None
     start_time: float | None = None
     end_time: float | None = None
+    #: Slurm's estimated start while pending (reported as ``time.start``), or None.
+    estimated_start: float | None = None
     node: str = ""
     #: Who cancelled (kept for tests; FirecREST's ``killRequestUser`` is always null).
     kill_user: str | None = None
@@ -176,6 +181,8 @@ class SimJob:
     def _time(self) -> dict[str, Any]:
         now = time.time()
         start = int(self.start_time) if self.start_time else 0
+        if not start and self.estimated_start and self.state == "PENDING":
+            start = int(self.estimated_start)
         end = int(self.end_time) if self.end_time else 0
         elapsed = int((self.end_time or now) - self.start_time) if self.start_time else 0
         limit = self.time_limit // 60 if self.time_limit else None
@@ -242,6 +249,7 @@ class SimulatedScheduler:
         spool_dir: str | None = None,
         running_lag: float | Callable[[SimJob], float] = 0.3,
         accounting: str = "up",
+        estimate_start: bool = False,
     ) -> None:
         self.system_name = system_name
         self.queue_delay = queue_delay
@@ -261,6 +269,8 @@ class SimulatedScheduler:
         #: Seconds between a job really RUNNING and FirecREST reporting it (sacct's lag),
         #: or a callable ``(job) -> seconds``. The notes measured 0.3-0.9 s.
         self.running_lag = running_lag
+        #: Report Slurm's estimated start (``time.start``) of pending jobs.
+        self.estimate_start = estimate_start
         self._accounting = "up"
         self.accounting = accounting
         self.jobs_by_id: dict[str, SimJob] = {}
@@ -411,6 +421,8 @@ class SimulatedScheduler:
             stderr=stderr, env=apply_export(job.env, self.login_env),
             priority=4_294_900_000 - index,
         )
+        if self.estimate_start and outcome.kind != "never_start":
+            sim.estimated_start = sim.submit_time + delay
         sim.history.append((time.monotonic(), "PENDING"))
         self.jobs_by_id[job_id] = sim
         sim.task = asyncio.get_running_loop().create_task(self._lifecycle(sim))

@@ -35,6 +35,7 @@ import json
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,9 @@ log = logging.getLogger(__name__)
 
 #: How long the parser may hold the loop before it yields (seconds).
 SLICE_S = 0.004
+#: Polls that waited for a listing resume this many per loop iteration (hundreds of
+#: them resuming at once would hold the loop for tens of milliseconds).
+RESUME_BATCH = 50
 _PREFIX = re.compile(r'\s*\{\s*"jobs"\s*:\s*')
 _WS = re.compile(r"[\s,]*")
 
@@ -128,6 +132,7 @@ class JobLister:
     #: Jobs found alive per job after being absent from two listings.
     blind: int = 0
     _task: asyncio.Task[None] | None = None
+    _waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     _absent: dict[str, float] = field(default_factory=dict)
     _warned: bool = False
 
@@ -136,9 +141,12 @@ class JobLister:
         is); None when the listing does not show the job. Raises GatewayError when the
         listing failed (now or less than ``max_age`` s ago): poll per job then."""
         if self.at is None or _clock() - self.at >= max_age:
+            loop = asyncio.get_running_loop()
             if self._task is None or self._task.done():
-                self._task = asyncio.get_running_loop().create_task(self._refresh())
-            await asyncio.shield(self._task)
+                self._task = loop.create_task(self._refresh())
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            await waiter
         if self.failure is not None:
             raise self.failure
         status = self.jobs.get(job_id)
@@ -163,7 +171,22 @@ class JobLister:
                 "make the account a Slurm operator or set batch_poll = False", job_id,
                 self.system)
 
+    def _resume_waiters(self) -> None:
+        """Wake up to RESUME_BATCH waiting polls; the next ones in the next iteration."""
+        for _ in range(min(RESUME_BATCH, len(self._waiters))):
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+        if self._waiters:
+            asyncio.get_running_loop().call_soon(self._resume_waiters)
+
     async def _refresh(self) -> None:
+        try:
+            await self._fetch()
+        finally:
+            self._resume_waiters()
+
+    async def _fetch(self) -> None:
         try:
             body = await self.gateway.call(self._get)
             jobs = await parse_listing(body)

@@ -42,6 +42,8 @@ DEFAULT_CONF_D = "/etc/jupyterhub/conf.d"
 CONF_D_ENV = "F7T4JHUB_CONF_D"
 DATA_DIR = "/srv/jupyterhub"
 SPAWNER_CLASS = "firecrestspawner.spawner.FirecRESTSpawner"
+#: Page templates the hub uses before JupyterHub's own (firecrestspawner.walltime).
+HUB_TEMPLATES = str(resources.files("firecrestspawner") / "hub_templates")
 
 #: secret file name -> what it holds
 SECRET_FILES = {
@@ -197,6 +199,8 @@ def apply_defaults(c: Any, environ: Mapping[str, str] = os.environ) -> None:
     # Users' servers are Slurm jobs that outlive the hub: a hub restart (a new
     # configuration, a roll-out) must never cancel them.
     c.JupyterHub.cleanup_servers = False
+    # The home page shows when each running server's Slurm job ends (walltime.py).
+    c.JupyterHub.template_paths = [HUB_TEMPLATES]
     c.ConfigurableHTTPProxy.should_start = False
     c.ConfigurableHTTPProxy.api_url = environ.get("CONFIGPROXY_API_URL", "http://127.0.0.1:8001")
 

@@ -97,6 +97,7 @@ class PollFlow(JobEnding):
 
     async def _judge(self, status: JobStatus) -> int | None:
         """What a job state means for a running server."""
+        self.observe_walltime(status)  # type: ignore[attr-defined]  (WalltimeMixin)
         if status.phase is Phase.RUNNING:
             self._seen_running = True
         if not self.allow_requeue and requeued(status, self._seen_running):

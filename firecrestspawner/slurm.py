@@ -101,6 +101,11 @@ class JobStatus:
     reason: str
     exit_code: int | None
     nodes: str
+    #: ``time.limit`` in seconds (FirecREST gives minutes); None: not given / no limit.
+    time_limit: int | None = None
+    #: ``time.start``, epoch seconds: the start, or while pending Slurm's estimate;
+    #: None when FirecREST gave 0/null.
+    start_time: int | None = None
 
     @property
     def phase(self) -> Phase:
@@ -143,10 +148,20 @@ class JobStatus:
             ) from exc
         reason = status.get("stateReason")
         exit_code = status.get("exitCode")
+        times = record.get("time")
+        times = times if isinstance(times, Mapping) else {}
+        limit, start = _integer(times.get("limit")), _integer(times.get("start"))
         return cls(
             job_id=job_id,
             state=state,
             reason="" if reason is None else str(reason),
             exit_code=exit_code if isinstance(exit_code, int) else None,
             nodes=str(record.get("nodes") or ""),
+            time_limit=None if limit is None else limit * 60,
+            start_time=start if start else None,
         )
+
+
+def _integer(value: Any) -> int | None:
+    """``value`` when it is a JSON integer (not a bool), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -35,6 +35,7 @@ from tornado import web
 
 from . import (
     api,  # noqa: F401  (registers the callback handler with JupyterHub)
+    walltime,
 )
 from .callback import CallbackBinding
 from .compute.envcodec import ENV_VAR, encode_env
@@ -48,7 +49,7 @@ from .startflow import StartFlow
 from .validation import validate_host, validate_port
 
 
-class FirecRESTSpawner(StartFlow, PollFlow, CallbackBinding, Spawner):
+class FirecRESTSpawner(walltime.WalltimeMixin, StartFlow, PollFlow, CallbackBinding, Spawner):
     """Start JupyterLab as a Slurm job through FirecREST v2 (see docs/spawner.md)."""
 
     # ================================================================ options

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from . import health, readiness
+from . import health, readiness, walltime
 from .compute.hosts import NO_NODES
 from .ending import JobEnding
 from .errors import JobEnded, LoginRequired, StartFailed, StartTimeout
@@ -172,7 +172,8 @@ class StartFlow(JobEnding):
                     self._event(None, f"Job {self.job_id} is ending ({status.state})")
                 elif status.phase is Phase.QUEUED:
                     reason = f" ({status.reason})" if status.has_reason else ""
-                    self._event(20, f"Job {self.job_id} queued: {status.state}{reason}")
+                    self._event(20, f"Job {self.job_id} queued: {status.state}{reason}"
+                                    f"{walltime.queued_note(status)}")
                 elif status.phase is Phase.RUNNING:
                     self._running_event(status)
             remaining = deadline - loop.time()
@@ -194,7 +195,9 @@ class StartFlow(JobEnding):
         if self.lifecycle.state is State.QUEUED:
             self.lifecycle.to(State.STARTING, "job running")
         where = f" on {status.nodes}" if status.nodes else ""
-        self._event(60, f"Job {self.job_id} running{where}; starting JupyterLab")
+        self.observe_walltime(status)  # type: ignore[attr-defined]  (WalltimeMixin)
+        self._event(60, f"Job {self.job_id} running{where}; starting JupyterLab"
+                        f"{walltime.running_note(status)}")
 
     def _check_requeue(self, status: JobStatus) -> None:
         """Raise JobEnded when the job was requeued (or must not come back)."""

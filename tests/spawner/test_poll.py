@@ -119,7 +119,8 @@ async def test_service_account_polls_for_the_hub(make_hub: Any, double: Firecres
                                                  compute: FakeCompute) -> None:
     client = double.idp.register_client("jhub-poller")
     app = await make_hub(poll_cache_seconds=0, service_client_id=client.client_id,
-                         service_client_secret=client.secret)
+                         service_client_secret=client.secret,
+                         batch_poll=False)  # one request per job (test_batchpoll: listing)
     spawner = await running_server(app, double)
     double.reset_counters()
 

@@ -100,6 +100,9 @@ def test_image_defaults_without_a_file_keep_servers_on_restart(
     assert app.cleanup_servers is False
     assert app.config.JupyterHub.spawner_class == hubconfig.SPAWNER_CLASS
     assert app.config.ConfigurableHTTPProxy.should_start is False
+    # the home page template that shows each running job's end
+    assert app.template_paths[0] == hubconfig.HUB_TEMPLATES
+    assert (Path(app.template_paths[0]) / "home.html").is_file()
 
 
 def test_the_file_and_secret_files_configure_hub_proxy_login_and_spawner(
