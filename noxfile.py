@@ -137,10 +137,11 @@ def bench_images(session: nox.Session) -> None:
 
 @nox.session(name="bench-spawner", python=PYTHON)
 def bench_spawner(session: nox.Session) -> None:
-    """Benchmark: 200 concurrent spawns against the FirecREST double (calls per poll, loop stalls)."""
+    """Benchmark: 200 concurrent spawns against the FirecREST double (calls per poll, loop stalls); then requests per poll interval for 1/200/2000 servers, per-server vs batched."""
     session.install(*TEST_DEPS)
     session.install("-e", ".[hub]")
     session.run("python", "-m", "benchmarks.spawn", *session.posargs)
+    session.run("python", "-m", "benchmarks.polling")
 
 
 @nox.session(name="bench-e2e", python=PYTHON)

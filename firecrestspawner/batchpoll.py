@@ -147,8 +147,9 @@ class JobLister:
             waiter = loop.create_future()
             self._waiters.append(waiter)
             await waiter
-        if self.failure is not None:
-            raise self.failure
+        failure = self.failure
+        if failure is not None:  # a new exception each time (no traceback piling up)
+            raise GatewayError(failure.failure, failure.detail, failure.status)
         status = self.jobs.get(job_id)
         if status is None:
             self._absent.setdefault(job_id, self.at or 0.0)
@@ -198,6 +199,8 @@ class JobLister:
             return
         self.jobs, self.failure, self.at = jobs, None, _clock()
         self._absent = {k: v for k, v in self._absent.items() if k not in jobs}
+        if len(self._absent) > 4 * len(jobs) + 1000:  # ended jobs nobody asks for again
+            self._absent.clear()
 
     def _fail(self, exc: GatewayError) -> None:
         log.warning("batched polling: the job listing of %s failed (%s); servers are "
