@@ -2,8 +2,9 @@
 
 :class:`PollFlow` (a base of FirecRESTSpawner) answers ``poll()``
 (:meth:`PollFlow._poll_job`): one FirecREST status request per poll interval, shared
-by concurrent callers and reused for ``poll_cache_seconds``; failed requests are
-retried ``poll_retries`` times with backoff. The status is then judged
+by concurrent callers and reused for ``poll_cache_seconds`` — or, with a service
+account, the job's record in the hub's shared job listing (:mod:`.batchpoll`); failed
+requests are retried ``poll_retries`` times with backoff. The status is then judged
 (:meth:`PollFlow._judge`):
 
 * queued or running: None (the server is kept);
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from . import batchpoll
+from . import batchpoll, walltime
 from .ending import JobEnding
 from .gateway import Failure, GatewayError
 from .lifecycle import State
@@ -97,7 +98,7 @@ class PollFlow(JobEnding):
 
     async def _judge(self, status: JobStatus) -> int | None:
         """What a job state means for a running server."""
-        self.observe_walltime(status)  # type: ignore[attr-defined]  (WalltimeMixin)
+        walltime.observe(self, status)
         if status.phase is Phase.RUNNING:
             self._seen_running = True
         if not self.allow_requeue and requeued(status, self._seen_running):

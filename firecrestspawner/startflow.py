@@ -195,7 +195,7 @@ class StartFlow(JobEnding):
         if self.lifecycle.state is State.QUEUED:
             self.lifecycle.to(State.STARTING, "job running")
         where = f" on {status.nodes}" if status.nodes else ""
-        self.observe_walltime(status)  # type: ignore[attr-defined]  (WalltimeMixin)
+        walltime.observe(self, status)
         self._event(60, f"Job {self.job_id} running{where}; starting JupyterLab"
                         f"{walltime.running_note(status)}")
 

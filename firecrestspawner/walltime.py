@@ -85,6 +85,15 @@ def running_note(status: JobStatus) -> str:
     return f" · {text}" if text else ""
 
 
+def observe(spawner: Any, status: JobStatus) -> None:
+    """Record the limit and end of a job record on the spawner (a :class:`WalltimeMixin`)."""
+    if status.time_limit is not None:
+        spawner.job_time_limit = max(0, status.time_limit)
+    end = end_of(status)
+    if end:
+        spawner.job_end = end
+
+
 class WalltimeMixin(HasTraits):
     """The job's time limit and end on the spawner (state, and the home page's text)."""
 
@@ -92,14 +101,6 @@ class WalltimeMixin(HasTraits):
     job_time_limit = Int(0)
     #: When the job reaches its time limit, epoch seconds (0: not known yet).
     job_end = Int(0)
-
-    def observe_walltime(self, status: JobStatus) -> None:
-        """Record the limit and end of a job record FirecREST returned."""
-        if status.time_limit is not None:
-            self.job_time_limit = max(0, status.time_limit)
-        end = end_of(status)
-        if end:
-            self.job_end = end
 
     @property
     def walltime_text(self) -> str:
