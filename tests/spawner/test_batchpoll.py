@@ -120,15 +120,3 @@ async def test_listing_failure_falls_back_to_per_job_polls(
     assert await poll_round(spawners) == [None] * 4
     assert double.count(LIST) == 2 and double.count(JOB) == 8
     assert all(sp.active for sp in spawners)
-
-
-async def test_without_a_service_account_each_server_polls(
-        make_hub: Any, double: FirecrestDouble, compute: FakeCompute, clock: list[float]) -> None:
-    app = await make_hub(poll_cache_seconds=0)
-    users = [await login(app, double, name=f"solo{i}") for i in range(3)]
-    for user, client, _ in users:
-        assert (await start_server(client, name=user.name))[-1].get("ready")
-    double.reset_counters()
-
-    assert await poll_round([u.spawner for u, _, _ in users]) == [None] * 3
-    assert double.count(LIST) == 0 and double.count(JOB) == 3
