@@ -14,7 +14,10 @@ Set-up
       real idle system (0.4–6.6 s), then run. The compute side is simulated: when a job
       becomes RUNNING, after ``--launch-delay`` seconds the benchmark calls the
       spawner's ``receive_callback(host, port)`` (what the callback API handler does)
-      instead of running N JupyterLabs.
+      instead of running N JupyterLabs. Jobs run on node ``localhost``; every callback
+      reports 127.0.0.1 and the port of one stand-in "JupyterLab" served from the
+      double's thread (an HTTP 200 for any path), which the spawner's readiness check
+      (start() returns once the server answers) then reaches.
     * The N spawn requests arrive evenly spread over ``--ramp`` seconds (2 s by default:
       a class starting at once), not all in one loop iteration.
     * After every spawn returned, each server is polled the way JupyterHub does it (a
@@ -45,6 +48,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from aiohttp import web
 
 from firecrest_double import FirecrestDouble, SimJob, SimulatedScheduler
 
@@ -159,6 +164,21 @@ async def _thread_cpu() -> float:
     return time.thread_time()
 
 
+async def _serve_lab() -> int:
+    """A stand-in JupyterLab for every job (200 for any path), in the double's loop;
+    returns its port on 127.0.0.1."""
+    async def answer(_request: web.Request) -> web.Response:
+        return web.json_response({"stand-in": "jupyterlab"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+
 def track_job_ids(sp: Any, spawners: dict[str, Any]) -> Any:
     """Make ``sp`` register itself under its job id as soon as the submit answers, so a
     simulated callback can find it even before ``start()`` stored ``job_id``."""
@@ -189,10 +209,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     hub_loop = asyncio.get_running_loop()
     scheduler = SimulatedScheduler(
         SYSTEM, queue_delay=queue_delay_for(args.queue_min, args.queue_max, args.n),
-        completing_s=0.0)
+        completing_s=0.0, nodes=["localhost"])
     fc = FirecrestDouble(scheduler, keep_request_log=False)
     fc.idp.access_token_lifetime = args.token_lifetime
     fc.start_in_thread()
+    lab_port = fc.call(_serve_lab)
     spawners: dict[str, Any] = {}  # job id -> spawner
     callbacks_late = 0
 
@@ -205,19 +226,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 hub_loop.call_later(0.05, deliver, job_id, attempt + 1)
             return
         async def call_back() -> None:
-            try:  # the job reports its node, as a launcher does (the hub checks it)
-                await sp.receive_callback(node_of.get(job_id, "localhost"),
-                                          20000 + int(job_id) % 40000)
+            try:  # the job reports where it listens, as a launcher does (the hub checks it)
+                await sp.receive_callback("127.0.0.1", lab_port)
             except RuntimeError:
                 pass  # the start already gave up; it will report why
 
         hub_loop.create_task(call_back())
 
-    node_of: dict[str, str] = {}  # job id -> node
-
     def on_state(job: SimJob, state: str) -> None:  # runs in the double's thread
         if state == "RUNNING":
-            node_of[job.job_id] = job.node
             hub_loop.call_soon_threadsafe(hub_loop.call_later, args.launch_delay,
                                           deliver, job.job_id)
 
