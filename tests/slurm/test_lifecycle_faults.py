@@ -474,12 +474,14 @@ async def test_requeued_job_ends_the_server_and_never_runs_again(
 
 
 @pytest.mark.timeout(300)
-async def test_hub_killed_before_saving_a_queued_job_leaves_no_job(
+@pytest.mark.parametrize("saved", [False, True], ids=["before-saving", "after-saving"])
+async def test_hub_killed_while_the_job_is_queued_leaves_no_job(
         make_hub: Any, double: FirecrestDouble, kit: Kit, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hub dies right after sbatch, before the job id reached its database, while
-    the job waits in the queue: the restarted hub finds the job by name and cancels it;
-    the user sees no server and may start again."""
+        monkeypatch: pytest.MonkeyPatch, saved: bool) -> None:
+    """The hub dies while the job waits in the queue, right after sbatch: before the job
+    id reached its database (the restarted hub finds the job by name), or after (the
+    restarted hub loads it, sees that nothing waits for its callback any more); either
+    way the job is cancelled in Slurm and the user sees no server, free to start again."""
     monkeypatch.setenv("JUPYTERHUB_TEST_DB_URL", f"sqlite:///{tmp_path}/jupyterhub.sqlite")
     queued = {"extra_directives": ["--begin=now+3600"]}  # stays PENDING (BeginTime)
     first = await make_hub(**queued)
@@ -491,14 +493,15 @@ async def test_hub_killed_before_saving_a_queued_job_leaves_no_job(
         frozen.set()
         await asyncio.Event().wait()
 
-    monkeypatch.setattr(spawner, "_save_state", lambda: None)  # killed before it saved
+    if not saved:
+        monkeypatch.setattr(spawner, "_save_state", lambda: None)  # killed before it saved
     monkeypatch.setattr(spawner, "_wait_until_ready", die)
     status, _ = await client.request("POST", f"/users/{kit.user}/server")
     assert status in (201, 202), status
     await asyncio.wait_for(frozen.wait(), SLURM_WAIT)
     job_id = spawner.job_id
     assert await wait_slurm(job_id, ("PENDING",), "queued job") == "PENDING"
-    assert "job_id" not in (user.orm_user.orm_spawners[""].state or {}), "nothing was saved"
+    assert ("job_id" in (user.orm_user.orm_spawners[""].state or {})) is saved
     pending = spawner._spawn_future
     first.log.handlers = []
     first.http_server.stop()
