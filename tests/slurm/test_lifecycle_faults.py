@@ -47,6 +47,7 @@ os.environ.setdefault("JUPYTERHUB_CRYPT_KEY", new_crypt_key())
 SYSTEM = "cluster"
 JOB = "GET /compute/{system_name}/jobs/{job_id}"
 CANCEL = "DELETE /compute/{system_name}/jobs/{job_id}"
+SUBMIT = "POST /compute/{system_name}/jobs"
 TOKEN = "POST /token"
 #: Seconds FirecREST may take for one request before the spawner calls it an outage.
 FIRECREST_TIMEOUT = 5.0
@@ -471,6 +472,43 @@ async def test_requeued_job_ends_the_server_and_never_runs_again(
     assert [state for state, _ in runs] == ["REQUEUED", runs[-1][0]], runs
     assert runs[-1][0].startswith("CANCELLED") and runs[-1][1] == "None assigned", runs
     assert kit.runs(job_id) == 1
+
+
+def active_jobs(prefix: str) -> list[str]:
+    """Ids of the jobs named ``prefix...`` that Slurm has not finished."""
+    out = _run("squeue", "-h", "-o", "%i %j", check=False).stdout
+    return [line.split()[0] for line in out.splitlines()
+            if len(line.split()) == 2 and line.split()[1].startswith(prefix)]
+
+
+@pytest.mark.timeout(300)
+async def test_start_failures_reach_the_user_and_leave_no_job(
+        make_hub: Any, double: FirecrestDouble, kit: Kit) -> None:
+    """The token endpoint down at start: a sentence naming it, nothing submitted. The
+    answer to sbatch lost (FirecREST answers after the hub stopped waiting): a sentence
+    saying so, and the job Slurm did create is found in the real job list (sacct merged
+    with squeue) by its name and cancelled."""
+    hub = await make_hub(extra_directives=["--begin=now+3600"])  # the job stays queued
+    _, client, _ = await login(hub, double, kit.user, access_lifetime=SHORT_TOKEN)
+    mine = active_jobs(kit.prefix)
+
+    double.idp.faults.add(TOKEN, count=20, status=503)
+    events = await start_server(client, kit.user)
+    double.idp.faults.clear()
+    message = events[-1]["message"]
+    assert events[-1].get("failed") and "Internal Server Error" not in message, events
+    assert "token endpoint" in message and "503" in message, message
+    assert double.count(SUBMIT) == 0 and active_jobs(kit.prefix) == mine, "nothing submitted"
+
+    double.faults.add(SUBMIT, count=1, delay=FIRECREST_TIMEOUT + 2, late=True)
+    events = await start_server(client, kit.user)
+    message = events[-1]["message"]
+    assert events[-1].get("failed") and "did not answer" in message, events
+    await until(lambda: double.scheduler.submitted, "sbatch done behind the lost answer")
+    (job_id,) = double.scheduler.submitted  # type: ignore[attr-defined]
+    await wait_slurm(job_id, ("CANCELLED",), "job whose submission answer was lost")
+    assert active_jobs(kit.prefix) == mine
+    assert await servers(client, kit.user) == {}
 
 
 @pytest.mark.timeout(300)
