@@ -17,8 +17,9 @@ answering through the proxy:
 * **hub readiness check** (JupyterHub's): JupyterLab running → the hub logged that it adds
   the route (``Adding user … to proxy``): the hub's HTTP check of the server, after the
   spawner's ``start()`` returned;
-* **proxy route** (ours: the chp image): that line → the hub logged the spawn finished
-  (``User … took … seconds to start``), i.e. one call to the proxy's REST API;
+* **proxy route** (ours: the chp image): that line → the proxy logged it answered the
+  hub's ``POST /api/routes/user/<name>`` (the chp container's log), i.e. one call to the
+  proxy's REST API;
 * **to the browser**: → Lab answering through the proxy to the benchmark's poll (every
   50 ms), which includes the login cookie's redirect-free request.
 
@@ -104,9 +105,10 @@ def _local(stamp: str, fmt: str) -> float:
     return dt.datetime.strptime(stamp, fmt).astimezone().timestamp()
 
 
-def _hub_events(dep: stack.Deployment, since: float) -> list[tuple[float, str]]:
-    assert dep.hub.container is not None
-    raw = dep.hub.container.logs(timestamps=True, since=int(since) - 1).decode(errors="replace")
+def _events(container: Any, since: float) -> list[tuple[float, str]]:
+    """A container's log lines from ``since`` on, with Docker's timestamps."""
+    assert container is not None
+    raw = container.logs(timestamps=True, since=int(since) - 1).decode(errors="replace")
     events = []
     for line in raw.splitlines():
         stamp, _, text = line.partition(" ")
@@ -114,7 +116,8 @@ def _hub_events(dep: stack.Deployment, since: float) -> list[tuple[float, str]]:
             when = dt.datetime.fromisoformat(stamp[:26] + "+00:00").timestamp()
         except ValueError:
             continue
-        events.append((when, text))
+        if when >= since:  # `since` above has whole seconds
+            events.append((when, text))
     return events
 
 
@@ -127,15 +130,16 @@ def _job_log(user: str, job_dir: str, job_id: str) -> str:
 
 def fill(dep: stack.Deployment, t: Timeline) -> None:
     """Complete ``t`` from the hub's log, the job's output and Slurm."""
-    for when, text in _hub_events(dep, t.request):
-        if when < t.request:  # the log's `since` has whole seconds
-            continue
+    for when, text in _events(dep.hub.container, t.request):
         m = re.search(rf"{re.escape(t.user)}.*: Job (\d+) submitted", text)
         if m and t.submitted is None:
             t.submitted, t.job_id = when, m.group(1)
         if f"Adding user {t.user} to proxy" in text and t.route_start is None:
             t.route_start = when
-        if f"User {t.user} took " in text and t.route_done is None:
+    # the proxy logs each request of its REST API once answered
+    route = re.compile(rf"\b20\d POST /api/routes/user/{re.escape(t.user)}\b")
+    for when, text in _events(dep.proxy.container, t.route_start or t.request):
+        if route.search(text) and t.route_done is None:
             t.route_done = when
     if not t.job_id:
         return
