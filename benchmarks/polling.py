@@ -42,7 +42,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from benchmarks.spawn import BenchUser, LoopLag, pct
+from benchmarks.spawn import BenchUser, GCPauses, LoopLag, pct
 
 SYSTEM = "cluster"
 STALL_TARGET_MS = 50.0
@@ -168,6 +168,8 @@ async def measure(double: DoubleProcess, jobs: list[tuple[str, ...]], batched: b
     gc.collect()
     gc.freeze()
     await double.ask("reset")
+    gc_pauses = GCPauses()
+    gc.callbacks.append(gc_pauses)
     lag = LoopLag()
     sampler = asyncio.get_running_loop().create_task(lag.run())
     await asyncio.sleep(0.2)
@@ -200,6 +202,7 @@ async def measure(double: DoubleProcess, jobs: list[tuple[str, ...]], batched: b
     worst = lag.worst(mark)
     lag.running = False
     await sampler
+    gc.callbacks.remove(gc_pauses)
     counts = await double.ask("counts")
     gc.unfreeze()
     await batchpoll.close_all()
@@ -217,7 +220,7 @@ async def measure(double: DoubleProcess, jobs: list[tuple[str, ...]], batched: b
         "routes": routes, "gone": gone, "violations": counts["violations"],
         "loop_stall_max_ms": max(samples, default=0.0) * 1000,
         "loop_stall_p99_ms": pct(samples, 0.99) * 1000, "worst_stall": worst,
-        "hub_cpu_s": hub_cpu,
+        "hub_cpu_s": hub_cpu, "gc_pauses": gc_pauses.summary(),
     }
 
 
@@ -274,7 +277,8 @@ def report(fig: dict[str, Any], out: Any = sys.stdout) -> None:
         w = row["worst_stall"]
         print(f"{'':>11}longest stall: {w['stall_ms']:.0f} ms late; during its sleep the hub "
               f"thread ran {w['hub_cpu_ms']:.0f} ms, other threads {w['other_cpu_ms']:.0f} ms, "
-              f"neither {w['off_cpu_ms']:.0f} ms", file=out)
+              f"neither {w['off_cpu_ms']:.0f} ms; garbage collections {row['gc_pauses']}",
+              file=out)
         for item in row["gone"][:3]:
             print(f"{'':>11}server gone: {item}", file=out)
         for item in row["violations"][:3]:

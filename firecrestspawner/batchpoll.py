@@ -13,7 +13,13 @@ for "not found":
 * :class:`JobLister` is a hub-wide singleton per (event loop, FirecREST URL, system,
   service client). It makes one listing request at a time; concurrent callers share
   it, and its answer serves every lookup for ``max_age`` seconds (the poll interval).
-* A job found in the listing: its record is the poll's answer (no request of its own).
+* A job found RUNNING in the listing: its record is the poll's answer (no request of
+  its own). A record in any other state would change the server's fate (ended,
+  requeued, ending): the job's own request confirms it first — the listing and the
+  per-job view come from different sacct runs and disagree while a job changes state
+  (right after a start the listing's ``sacct --allusers`` does not know the job yet and
+  it is listed PENDING, while ``sacct -j`` says RUNNING: alone, a requeue), and a server
+  is never ended on the listing alone.
 * A job absent from the listing (too new for it, ended before sacct's window, hidden
   from the service account), or a listing that failed (5xx, timeout, refused): the
   spawner falls back to the per-job request, which keeps the "Job not found twice"
@@ -45,7 +51,7 @@ from firecrest.FirecrestException import UnexpectedStatusException
 
 from . import metrics
 from .gateway import Failure, GatewayError, JobGateway
-from .slurm import JobStatus
+from .slurm import JobStatus, Phase
 from .tls import ssl_context
 
 log = logging.getLogger(__name__)
@@ -54,7 +60,7 @@ log = logging.getLogger(__name__)
 SLICE_S = 0.004
 #: Polls that waited for a listing resume this many per loop iteration (hundreds of
 #: them resuming at once would hold the loop for tens of milliseconds).
-RESUME_BATCH = 50
+RESUME_BATCH = 25
 _PREFIX = re.compile(r'\s*\{\s*"jobs"\s*:\s*')
 _WS = re.compile(r"[\s,]*")
 
@@ -251,7 +257,8 @@ def enabled(spawner: Any) -> bool:
 async def job_status(spawner: Any, gateway: JobGateway) -> JobStatus:
     """The status of the spawner's job for ``poll()``: from the hub's shared listing when
     batched polling is on and the listing shows the job, else (absent, listing failed,
-    batching off) one request for the job through ``gateway``. Raises GatewayError as
+    batching off, or a listed state other than RUNNING, which only the job's own answer
+    may act on) one request for the job through ``gateway``. Raises GatewayError as
     :meth:`~.gateway.JobGateway.status` does (a JOB_NOT_FOUND only after two looks)."""
     lister: JobLister | None = None
     if enabled(spawner):
@@ -260,7 +267,7 @@ async def job_status(spawner: Any, gateway: JobGateway) -> JobStatus:
             status = await lister.lookup(spawner.job_id, float(spawner.poll_interval))
         except GatewayError:
             status = None
-        if status is not None:
+        if status is not None and status.phase is Phase.RUNNING:
             return status
     status = await gateway.status(spawner.job_system, spawner.job_id,
                                   second_look_delay=spawner.not_found_recheck)
