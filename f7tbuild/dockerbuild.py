@@ -176,16 +176,14 @@ def run(req: BuildRequest) -> float:
         took = time.monotonic() - start
         status(f"[{req.name}] built in {took:.1f}s")
         return took
-    cli = "docker"
-    if buildkit:
-        cli = buildkit_cli()
-        if cli != shutil.which("docker"):
-            status(f"[{req.name}] BuildKit through {cli} (the default docker CLI has no buildx)")
-    cmd = command(req, buildkit, cli)
-    status(
-        f"[{req.name}] docker build ({'BuildKit' if buildkit else 'classic builder'}) "
-        f"-> {', '.join(req.tags)}"
-    )
+    # BuildKit: the one place f7tbuild runs the docker CLI. The engine's API has no
+    # BuildKit session for the SDK to open (docker-py only drives the classic builder's
+    # /build endpoint), so BuildKit builds go through a CLI that can (see buildkit_cli).
+    cli = buildkit_cli()
+    if cli != shutil.which("docker"):
+        status(f"[{req.name}] BuildKit through {cli} (the default docker CLI has no buildx)")
+    cmd = command(req, True, cli)
+    status(f"[{req.name}] docker build (BuildKit, docker CLI) -> {', '.join(req.tags)}")
     tracker = StepTracker(emit=lambda msg: status(f"[{req.name}] {msg}"))
     start = time.monotonic()
 
@@ -193,8 +191,7 @@ def run(req: BuildRequest) -> float:
         prefixed(req.name, line)
         tracker.feed(line)
 
-    env = {"DOCKER_BUILDKIT": "1" if buildkit else "0"}
-    rc = engine.stream(cmd, on_line, env=env)
+    rc = engine.stream(cmd, on_line, env={"DOCKER_BUILDKIT": "1"})
     tracker.close()
     took = time.monotonic() - start
     if rc != 0:

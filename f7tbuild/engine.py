@@ -1,10 +1,11 @@
 """The Docker engine through the Docker SDK (``docker`` on PyPI): images, pulls, pushes.
 
-Structured data (inspect, labels, digests, pull/push progress) comes from the engine's
-API, never from CLI text. The docker CLI is kept in one place only, ``dockerbuild``: the
-build itself, because the SDK cannot drive BuildKit (``DOCKER_BUILDKIT=1``) and the
-classic builder's SDK stream would give us nothing the CLI's plain output does not.
-``stream`` runs other programs (debootstrap, pytest) with prefixed output.
+Structured data (inspect, labels, digests, pull/push progress, containers and their
+exit codes and logs) comes from the engine's API, never from CLI text; classic builds
+too (``dockerbuild``: the build's streamed JSON events). The docker CLI is kept in one
+place only, ``dockerbuild``'s BuildKit path (``DOCKER_BUILDKIT=1``): the SDK cannot
+open a BuildKit session. ``stream`` runs other programs (debootstrap, pytest) with
+prefixed output.
 """
 
 from __future__ import annotations
@@ -192,27 +193,40 @@ def remove_image(ref: str) -> None:
         raise EngineError(f"removing {ref} failed: {exc}") from None
 
 
-def run_output(image: str, command: Sequence[str], timeout: float = 300, **kwargs: Any) -> str:
-    """Run a throw-away container and return its stdout (stderr in the error on failure)."""
+def run(
+    image: str, command: Sequence[str], timeout: float = 300, **kwargs: Any
+) -> tuple[int, str, str]:
+    """Run a throw-away container to its end: (exit code, stdout, stderr).
+
+    ``kwargs`` go to the SDK's ``containers.create`` (``volumes``, ``environment``,
+    ``user``, ``network_mode``...). The container is removed whatever happens.
+    """
     cli = client(timeout)
-    container = cli.containers.create(image, list(command), **kwargs)
+    try:
+        container = cli.containers.create(image, list(command), **kwargs)
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"running {' '.join(command)} in {image} failed: {exc}") from None
     try:
         container.start()
         result = container.wait(timeout=timeout)
         out = container.logs(stdout=True, stderr=False).decode(errors="replace")
-        if result.get("StatusCode") != 0:
-            err = container.logs(stdout=False, stderr=True).decode(errors="replace")
-            raise EngineError(
-                f"{' '.join(command)} in {image} exited {result.get('StatusCode')}: {err[-800:]}"
-            )
-        return out
-    except docker.errors.DockerException as exc:
+        err = container.logs(stdout=False, stderr=True).decode(errors="replace")
+        return int(result.get("StatusCode", -1)), out, err
+    except (docker.errors.DockerException, OSError) as exc:  # OSError: timeouts
         raise EngineError(f"running {' '.join(command)} in {image} failed: {exc}") from None
     finally:
         try:
             container.remove(force=True)
         except docker.errors.DockerException:
             pass
+
+
+def run_output(image: str, command: Sequence[str], timeout: float = 300, **kwargs: Any) -> str:
+    """Run a throw-away container and return its stdout (stderr in the error on failure)."""
+    code, out, err = run(image, command, timeout, **kwargs)
+    if code != 0:
+        raise EngineError(f"{' '.join(command)} in {image} exited {code}: {err[-800:]}")
+    return out
 
 
 class _Chunks(io.RawIOBase):

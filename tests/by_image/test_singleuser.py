@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import uuid
 from pathlib import Path
+from typing import Any
 
+import docker.types
 import pytest
 
 from f7tbuild import catalogue, engine
@@ -31,11 +31,12 @@ LIST_PACKAGES = (
 )
 
 
-def docker_run(image: str, *args: str, user: str | None = None, timeout: float = 120) -> str:
+def docker_run(image: str, *args: str, user: str | None = None, timeout: float = 120,
+               **create: Any) -> str:
     """Run a command in a throw-away container (Docker SDK); its stdout (fails with stderr)."""
     try:
         return engine.run_output(image, list(args), timeout=timeout, user=user or "",
-                                 network_mode="host")
+                                 network_mode="host", **create)
     except engine.EngineError as exc:
         raise AssertionError(str(exc)) from None
 
@@ -59,24 +60,14 @@ def variant_stack(variant: str | None) -> dict[str, str]:
 
 def launch(image: str, user: str | None) -> dict:
     """Run the launcher in ``image`` like a Slurm job; return JupyterLab's api/status."""
-    name = f"f7t-su-{uuid.uuid4().hex[:10]}"
     with LaunchCheck(user="alice") as check:
-        cmd = ["docker", "run", "--rm", "--name", name, "--network", "host"]
-        if user:
-            cmd += ["--user", user]
-        cmd += [*check.docker_env_args(), image, "firecrestspawner-singleuser"]
-        try:
-            check.start(cmd)
-            host, port = check.wait_callback(timeout=180)
-            assert host == "127.0.0.1" and 0 < port < 65536
-            status = check.assert_lab_serves(timeout=180)
-            uid = subprocess.run(["docker", "exec", name, "id", "-u"], capture_output=True,
-                                 text=True, timeout=30, check=False).stdout.strip()
-            status["_uid"] = uid
-            return status
-        finally:
-            subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60,
-                           check=False)
+        container = check.start_container(image, ["firecrestspawner-singleuser"],
+                                          user=user or "")
+        host, port = check.wait_callback(timeout=180)
+        assert host == "127.0.0.1" and 0 < port < 65536
+        status = check.assert_lab_serves(timeout=180)
+        status["_uid"] = container.exec("id", "-u").strip()
+        return status
 
 
 def test_launcher_and_jupyter_on_path(image_ref: str) -> None:
@@ -147,11 +138,9 @@ def test_torch_sees_the_gpu(image_ref: str, base_ref: str | None) -> None:
         pytest.skip("stand-in base: no PyTorch/CUDA inside (only real NGC images have them)")
     if shutil.which("nvidia-smi") is None:
         pytest.skip("no NVIDIA GPU on this machine (nvidia-smi missing): GPU check not run")
-    out = subprocess.run(
-        ["docker", "run", "--rm", "--gpus", "all", image_ref, "python3", "-c",
-         "import torch; print(torch.cuda.is_available(), torch.cuda.device_count())"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    available, count = out.stdout.split()
+    gpus = docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])  # docker run --gpus all
+    out = docker_run(image_ref, "python3", "-c",
+                     "import torch; print(torch.cuda.is_available(), torch.cuda.device_count())",
+                     timeout=300, device_requests=[gpus])
+    available, count = out.split()
     assert available == "True" and int(count) > 0

@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -403,16 +404,29 @@ def load_into_podman(client: docker.DockerClient, image: str, user: str, timeout
     have = as_user(user, f"podman image inspect --format '{{{{.Id}}}}' {ref}", 60)
     if have.returncode == 0 and have.stdout.strip() == want:
         return ref
-    save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+    # The engine's image tar (Docker SDK) streamed through a pipe into podman load.
+    read_end, write_end = os.pipe()
+    save_error: list[BaseException] = []
+
+    def feed() -> None:
+        try:
+            with os.fdopen(write_end, "wb") as pipe:
+                for chunk in client.api.get_image(image, chunk_size=1 << 20):
+                    pipe.write(chunk)
+        except (OSError, docker.errors.DockerException) as exc:  # also podman gone early
+            save_error.append(exc)
+
+    feeder = threading.Thread(target=feed, name="docker-save", daemon=True)
+    feeder.start()
     try:
-        loaded = as_user(user, "podman load", timeout, stdin=save.stdout)
+        loaded = as_user(user, "podman load", timeout, stdin=read_end)
     finally:
-        assert save.stdout is not None
-        save.stdout.close()
-        save.wait(60)
-    if loaded.returncode != 0 or save.returncode != 0:
+        os.close(read_end)
+        feeder.join(60)
+    if loaded.returncode != 0 or save_error:
         raise StackError(
-            f"podman load of {image} as {user} failed (exit {loaded.returncode}):\n"
+            f"podman load of {image} as {user} failed (exit {loaded.returncode}"
+            f"{f'; saving from the engine: {save_error[0]}' if save_error else ''}):\n"
             f"{loaded.stdout[-2000:]}\n{loaded.stderr[-2000:]}"
         )
     as_user(user, "podman image prune -f", 300)  # earlier builds of the image, now untagged

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from f7tbuild.lock import normalise
 
-#: Run by the target interpreter: JSON list of markers on stdin -> JSON list of bools.
+#: Run by the target interpreter: JSON list of markers (argv[1]) -> JSON list of bools.
 EVALUATE_MARKERS = (
     "import json, sys; from packaging.markers import Marker; "
-    "print(json.dumps([not m or Marker(m).evaluate() for m in json.load(sys.stdin)]))"
+    "print(json.dumps([not m or Marker(m).evaluate() for m in json.loads(sys.argv[1])]))"
 )
 
 #: Tools a venv may hold beside the lock.
@@ -41,24 +41,27 @@ def lock_requirements(lock: Path) -> list[str]:
     return [entry.split(" --hash", 1)[0].strip() for entry in entries]
 
 
-def expected_pins(lock: Path, python_cmd: Sequence[str]) -> dict[str, str]:
+def expected_pins(
+    lock: Path,
+    python_cmd: Sequence[str],
+    run: Callable[[list[str]], str] | None = None,
+) -> dict[str, str]:
     """``{name: version}`` the lock installs for the Python run by ``python_cmd``.
 
-    ``python_cmd`` runs the target interpreter with stdin attached, e.g.
-    ``[venv/bin/python]`` or ``["docker", "run", "-i", ..., "/path/python"]``.
+    ``python_cmd`` runs the target interpreter, e.g. ``[venv/bin/python]``; ``run``
+    runs a command line somewhere else (e.g. in a container) and returns its stdout
+    (default: here, as a subprocess).
     """
     requirements = lock_requirements(lock)
     markers = [r.partition(";")[2].strip() for r in requirements]
-    proc = subprocess.run(
-        [*python_cmd, "-c", EVALUATE_MARKERS],
-        input=json.dumps(markers),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, f"evaluating the lock's markers failed:\n{proc.stderr}"
-    holds = json.loads(proc.stdout)
+    argv = [*python_cmd, "-c", EVALUATE_MARKERS, json.dumps(markers)]
+    if run is None:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, f"evaluating the lock's markers failed:\n{proc.stderr}"
+        out = proc.stdout
+    else:
+        out = run(argv)
+    holds = json.loads(out)
     pins: dict[str, str] = {}
     for requirement, applies in zip(requirements, holds, strict=True):
         if applies:

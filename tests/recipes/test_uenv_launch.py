@@ -18,7 +18,6 @@ check starts ``firecrestspawner-singleuser`` from the view as an unprivileged us
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 import pytest
 
 import firecrestspawner
-from f7tbuild import ca
+from f7tbuild import ca, engine
 from f7tbuild import catalogue as f7t_catalogue
 from tests.recipes.lockcheck import expected_pins, installed_pins
 from tests.recipes.stackconfig import (
@@ -51,26 +50,15 @@ NOBODY = "65534:65534"
 CA_IN_CONTAINER = "/etc/ssl/certs/f7t-extra-ca.pem"
 
 
-def _docker_ok() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    proc = subprocess.run(["docker", "info"], capture_output=True, timeout=60, check=False)
-    return proc.returncode == 0
-
-
 @pytest.fixture(scope="module")
 def image() -> str:
     """The uenv stand-in (Debian bookworm + Python 3.11), made by f7tbuild if missing."""
-    if not _docker_ok():
-        unavailable(
-            "docker",
-            "no usable Docker engine (docker info failed): the uenv check runs in containers",
-        )
+    try:
+        engine.require_engine()
+    except engine.EngineError as exc:
+        unavailable("docker", f"{exc}: the uenv check runs in containers")
     ref = f7t_catalogue.load().standin("uenv").ref
-    present = subprocess.run(
-        ["docker", "image", "inspect", ref], capture_output=True, timeout=60, check=False
-    )
-    if present.returncode != 0:
+    if not engine.image_exists(ref):
         build = subprocess.run(
             [sys.executable, "-m", "f7tbuild", "standins", "uenv"],
             cwd=REPO,
@@ -86,36 +74,43 @@ def image() -> str:
     return ref
 
 
-def _pip_env_args() -> list[str]:
-    """docker run arguments giving pip in the container the host's index and CA bundle."""
-    args: list[str] = []
+def _pip_env() -> tuple[list[str], dict[str, str]]:
+    """Volumes and environment giving pip in the container the host's index and CA bundle."""
+    volumes: list[str] = []
+    env: dict[str, str] = {}
     bundle = ca.choose_bundle(None, False).path
     if bundle is not None:
-        args += [
-            "-v",
-            f"{bundle}:{CA_IN_CONTAINER}:ro",
-            "-e",
-            f"PIP_CERT={CA_IN_CONTAINER}",
-            "-e",
-            f"SSL_CERT_FILE={CA_IN_CONTAINER}",
-        ]
+        volumes.append(f"{bundle}:{CA_IN_CONTAINER}:ro")
+        env.update(PIP_CERT=CA_IN_CONTAINER, SSL_CERT_FILE=CA_IN_CONTAINER)
     for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_DEFAULT_TIMEOUT", "PIP_TRUSTED_HOST"):
         if os.environ.get(name):
-            args += ["-e", f"{name}={os.environ[name]}"]
-    return args
+            env[name] = os.environ[name]
+    return volumes, env
 
 
 def _docker_run(
-    image: str, *args: str, script: str, timeout: float = 1800, stdin: str | None = None
+    image: str,
+    script: str,
+    volumes: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    user: str = "",
+    timeout: float = 1800,
+    pip: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", "run", "--rm", "-i", "--network", "host", *args, image, "bash", "-c", script],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    """``bash -c script`` in a throw-away container (Docker SDK, host network).
+
+    ``volumes``: ``host:container[:ro]``; ``pip``: with the host's index and CA bundle.
+    """
+    volumes, env = list(volumes or []), dict(env or {})
+    if pip:
+        pip_volumes, pip_env = _pip_env()
+        volumes += pip_volumes
+        env.update(pip_env)
+    cmd = ["bash", "-c", script]
+    code, out, err = engine.run(
+        image, cmd, timeout, network_mode="host", volumes=volumes, environment=env, user=user
     )
+    return subprocess.CompletedProcess(cmd, code, out, err)
 
 
 @pytest.fixture(scope="module")
@@ -152,13 +147,10 @@ def _configure(root: Path, image: str, mount_point: Path, with_wheel: bool) -> P
         wheels.mkdir()
         built = _docker_run(
             image,
-            "-v",
-            f"{REPO}:/src:ro",
-            "-v",
-            f"{wheels}:/out",
-            *_pip_env_args(),
-            script="python3 -m venv /tmp/wheelbuild && "
+            "python3 -m venv /tmp/wheelbuild && "
             "/tmp/wheelbuild/bin/python -m pip wheel --no-deps -w /out /src",
+            volumes=[f"{REPO}:/src:ro", f"{wheels}:/out"],
+            pip=True,
         )
         assert built.returncode == 0, f"building the wheel failed:\n{built.stdout}\n{built.stderr}"
         assert len(list(wheels.glob("firecrestspawner-*.whl"))) == 1
@@ -179,11 +171,7 @@ def _post_install(
     """Steps 3-4: the view (a venv of the recipe's Python) and the rendered hook."""
     view = f"python3 -m venv {VIEW} && " if make_view else ""
     return _docker_run(
-        image,
-        "-v",
-        f"{store}:{MOUNT}",
-        *_pip_env_args(),
-        script=f"set -e; {view}{MOUNT}/post-install-hook",
+        image, f"set -e; {view}{MOUNT}/post-install-hook", volumes=[f"{store}:{MOUNT}"], pip=True
     )
 
 
@@ -198,12 +186,10 @@ def _build_root(image: str, prefix: str) -> Iterator[Path]:
     try:
         yield root
     finally:
-        subprocess.run(
-            ["docker", "run", "--rm", "-v", f"{root}:/w", image, "rm", "-rf", "/w/build"],
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
+        try:
+            engine.run(image, ["rm", "-rf", "/w/build"], 300, volumes=[f"{root}:/w"])
+        except engine.EngineError:
+            pass  # rmtree below removes what it can
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -227,66 +213,38 @@ def test_hook_is_rendered_for_user_environment(store: Path) -> None:
 
 def test_view_holds_exactly_the_locked_stack(image: str, store: Path) -> None:
     python = f"{VIEW}/bin/python"
+    view_ro = [f"{store}:{MOUNT}:ro"]
     freeze = _docker_run(
-        image,
-        "-v",
-        f"{store}:{MOUNT}:ro",
-        "--user",
-        NOBODY,
-        script=f"{python} -m pip list --format=freeze",
-        timeout=300,
+        image, f"{python} -m pip list --format=freeze", view_ro, user=NOBODY, timeout=300
     )
     assert freeze.returncode == 0, freeze.stderr
     installed = installed_pins(freeze.stdout)
     assert installed.pop("firecrestspawner") == firecrestspawner.__version__
-    in_container = [
-        "docker",
-        "run",
-        "--rm",
-        "-i",
-        "-v",
-        f"{store}:{MOUNT}:ro",
-        "--user",
-        NOBODY,
-        image,
-        python,
-    ]
-    assert installed == expected_pins(RECIPE / "requirements.lock", in_container)
+
+    def in_container(argv: list[str]) -> str:
+        try:
+            return engine.run_output(image, argv, 120, volumes=view_ro, user=NOBODY)
+        except engine.EngineError as exc:
+            raise AssertionError(f"evaluating the lock's markers failed: {exc}") from None
+
+    assert installed == expected_pins(RECIPE / "requirements.lock", [python], run=in_container)
     assert (store / "env" / "default" / "bin" / "firecrestspawner-singleuser").is_file()
 
 
 def test_uenv_view_launches_jupyterlab(image: str, store: Path) -> None:
-    name = f"f7t-uenv-launch-{secrets.token_hex(4)}"
-    try:
-        with LaunchCheck(user="alice") as lc:
-            lc.start(
-                [
-                    "docker",
-                    "run",
-                    "--rm",
-                    "--name",
-                    name,
-                    "--network",
-                    "host",
-                    "--user",
-                    NOBODY,
-                    "-e",
-                    "HOME=/tmp",
-                    "-w",
-                    "/tmp",
-                    "-v",
-                    f"{store}:{MOUNT}:ro",
-                    *lc.docker_env_args(),
-                    image,
-                    f"{VIEW}/bin/firecrestspawner-singleuser",
-                ]
-            )
-            host, port = lc.wait_callback(timeout=180)
-            assert host == "127.0.0.1" and 0 < port < 65536
-            status = lc.assert_lab_serves(timeout=180)
-            assert "started" in status
-    finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60, check=False)
+    with LaunchCheck(user="alice") as lc:
+        lc.start_container(
+            image,
+            [f"{VIEW}/bin/firecrestspawner-singleuser"],
+            env={"HOME": "/tmp"},
+            user=NOBODY,
+            working_dir="/tmp",
+            volumes=[f"{store}:{MOUNT}:ro"],
+        )
+        host, port = lc.wait_callback(timeout=180)
+        assert host == "127.0.0.1" and 0 < port < 65536
+        status = lc.assert_lab_serves(timeout=180)
+        assert "started" in status
 
 
 def test_post_install_without_wheel_says_how_to_make_one(image: str, mount_point: Path) -> None:

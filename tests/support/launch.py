@@ -4,7 +4,7 @@ Used by the singleuser image checks, the uenv/native recipe checks and the launc
 own tests (docs/contracts.md section 4)::
 
     with LaunchCheck(user="alice") as lc:
-        lc.start(["firecrestspawner-singleuser"])           # or docker run ... lc.docker_env_args()
+        lc.start(["firecrestspawner-singleuser"])    # or lc.start_container(image, [...])
         host, port = lc.wait_callback(timeout=120)
         lc.assert_lab_serves()
 
@@ -107,11 +107,75 @@ class _Proc:
         self.popen = popen
         self.log = log
 
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def wait(self, timeout: float) -> int:
+        """The exit code; raises subprocess.TimeoutExpired."""
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        _terminate(self.popen)
+
     def output(self, limit: int = 6000) -> str:
         try:
             text = self.log.read_text(errors="replace")
         except OSError:
             return "(no output file)"
+        return text if len(text) <= limit else "...\n" + text[-limit:]
+
+
+class _ContainerProc:
+    """A container started by :meth:`LaunchCheck.start_container` (Docker SDK)."""
+
+    def __init__(self, cmd: Sequence[str], container: Any) -> None:
+        self.cmd = list(cmd)
+        self.container = container
+
+    def poll(self) -> int | None:
+        import docker.errors
+
+        try:
+            self.container.reload()
+        except docker.errors.NotFound:
+            return -1
+        state = self.container.attrs.get("State") or {}
+        if state.get("Status") in ("exited", "dead"):
+            return int(state.get("ExitCode", -1))
+        return None
+
+    def wait(self, timeout: float) -> int:
+        """The exit code; raises subprocess.TimeoutExpired."""
+        import requests
+
+        try:
+            return int(self.container.wait(timeout=timeout).get("StatusCode", -1))
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            raise subprocess.TimeoutExpired(self.cmd, timeout) from None
+
+    def exec(self, *command: str) -> str:
+        """Run ``command`` in the running container; its output (fails on non-zero)."""
+        code, out = self.container.exec_run(list(command))
+        text = out.decode(errors="replace")
+        if code != 0:
+            raise AssertionError(f"{' '.join(command)} exited {code} in the container: {text}")
+        return text
+
+    def stop(self) -> None:
+        import docker.errors
+
+        try:
+            self.container.remove(force=True)
+        except docker.errors.DockerException:
+            pass
+
+    def output(self, limit: int = 6000) -> str:
+        import docker.errors
+
+        try:
+            text = self.container.logs().decode(errors="replace")
+        except docker.errors.DockerException as exc:
+            return f"(no container logs: {exc})"
         return text if len(text) <= limit else "...\n" + text[-limit:]
 
 
@@ -156,7 +220,7 @@ class LaunchCheck:
             refuse_callback=refuse_callback,
             transient_failures=transient_failures,
         )
-        self.processes: list[_Proc] = []
+        self.processes: list[_Proc | _ContainerProc] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.host: str | None = None
         self.port: int | None = None
@@ -169,7 +233,7 @@ class LaunchCheck:
 
     def __exit__(self, *exc: object) -> None:
         for proc in self.processes:
-            _terminate(proc.popen)
+            proc.stop()
         self.stub.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
@@ -195,12 +259,6 @@ class LaunchCheck:
         env.update(self.env)
         return env
 
-    def docker_env_args(self) -> list[str]:
-        """``-e NAME=value`` arguments for ``docker run --network host``."""
-        args: list[str] = []
-        for name, value in self.env.items():
-            args += ["-e", f"{name}={value}"]
-        return args
 
     @property
     def workdir(self) -> Path:
@@ -234,13 +292,47 @@ class LaunchCheck:
         self.processes.append(_Proc(cmd, popen, log))
         return popen
 
+    def start_container(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        **run_kwargs: Any,
+    ) -> _ContainerProc:
+        """Start ``command`` in a container of ``image`` (Docker SDK, host network).
+
+        Its environment is :attr:`env` plus ``env``; more ``containers.run`` options
+        (``user``, ``volumes``, ``working_dir``...) pass through. Its logs are shown in
+        diagnostics; it is removed on exit.
+        """
+        import docker.errors
+
+        from f7tbuild import engine
+
+        try:
+            container = engine.client().containers.run(
+                image,
+                list(command),
+                detach=True,
+                network_mode="host",
+                environment={**self.env, **(env or {})},
+                name=f"f7t-launch-{secrets.token_hex(5)}",
+                **run_kwargs,
+            )
+        except docker.errors.DockerException as exc:
+            raise AssertionError(f"starting {' '.join(command)} in {image} failed: {exc}") from None
+        proc = _ContainerProc([image, *command], container)
+        self.processes.append(proc)
+        return proc
+
     def wait_exit(self, timeout: float = 60.0) -> tuple[int, str]:
         """Wait (bounded) for the last started process to end; return (exit code, output)."""
         if not self.processes:
             raise RuntimeError("no process started: call start() first")
         proc = self.processes[-1]
         try:
-            code = proc.popen.wait(timeout=timeout)
+            code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(
                 f"process still running after {timeout:g} s\n" + self.diagnostics()
@@ -251,14 +343,14 @@ class LaunchCheck:
         """The stub's request log and every process's command, status and output."""
         parts = [self.stub.describe()]
         for proc in self.processes:
-            code = proc.popen.poll()
+            code = proc.poll()
             state = "running" if code is None else f"exited {code}"
             parts.append(f"process {' '.join(proc.cmd)} ({state}); output:\n{proc.output()}")
         return "\n".join(parts)
 
     def _check_alive(self, what: str) -> None:
         for proc in self.processes:
-            code = proc.popen.poll()
+            code = proc.poll()
             if code is not None:
                 raise AssertionError(
                     f"{what}: process exited with code {code} before it was done\n"
@@ -270,7 +362,7 @@ class LaunchCheck:
         """Wait (at most ``timeout`` s) for the callback; return the reported (host, port)."""
         deadline = time.monotonic() + timeout
         while not self.stub.callback_event.wait(timeout=0.25):
-            if self.processes and all(p.popen.poll() is not None for p in self.processes):
+            if self.processes and all(p.poll() is not None for p in self.processes):
                 self._check_alive("waiting for the callback")
             if time.monotonic() > deadline:
                 raise AssertionError(f"no callback within {timeout:g} s\n" + self.diagnostics())
