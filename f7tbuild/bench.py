@@ -4,7 +4,11 @@ Per image, in one run on the same base (stand-in bases already made, real ones p
 
 - upstream cold: ``benchmarks/upstream/<family>.Dockerfile`` (one unpinned ``pip
   install`` of the stack and the spawner, as the seed deployment did), ``--no-cache``;
-- cold: our build, ``--no-cache``; the ratio cold / upstream cold is the figure;
+- cold: our build, ``--no-cache``, with an empty package cache (f7tbuild.pkgcache: every
+  wheel downloaded, as on a fresh machine); the ratio cold / upstream cold is the figure;
+- cold, cache warm: our build, ``--no-cache`` again, now with the package cache the cold
+  build filled (no layer cache, no downloads: a machine that built before, or CI with a
+  cache keyed on the locks); its ratio is printed beside the first;
 - rebuild: an ordinary build right after the ``--no-cache`` one (every layer must come
   from the cache), ours and upstream's;
 - warm: the same build after a one-line change in firecrestspawner/, made in a temporary
@@ -21,7 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from f7tbuild import ca, engine
+from f7tbuild import ca, engine, pkgcache
 from f7tbuild.build import BuildOptions, build_one, resolve_base
 from f7tbuild.catalogue import REPO_ROOT, Catalogue, Target
 from f7tbuild.dockerbuild import BuildRequest
@@ -56,11 +60,19 @@ class Result:
     rebuild_s: float = float("nan")
     upstream_cold_s: float | None = None
     upstream_rebuild_s: float | None = None
+    cold_cached_s: float | None = None
 
     @property
     def vs_upstream(self) -> float | None:
-        """cold / upstream cold."""
+        """cold (empty package cache) / upstream cold."""
         return self.cold_s / self.upstream_cold_s if self.upstream_cold_s else None
+
+    @property
+    def cached_vs_upstream(self) -> float | None:
+        """cold with a warm package cache / upstream cold."""
+        if not self.upstream_cold_s or self.cold_cached_s is None:
+            return None
+        return self.cold_cached_s / self.upstream_cold_s
 
     @property
     def ratio(self) -> float:
@@ -113,17 +125,30 @@ def upstream_request(target: Target, base: str, ca_url: str, no_cache: bool) -> 
 def upstream_table(results: list[Result]) -> str:
     """Markdown table: our cold build against upstream's, and rebuilds after --no-cache."""
     lines = [
-        "| image | upstream cold s | our cold s | ours/upstream | target | rebuild after --no-cache s (ours / upstream) |",
-        "|---|---:|---:|---:|---|---|",
+        (
+            "| image | upstream cold s | our cold s (package cache empty) | ours/upstream "
+            "| our cold s (package cache warm) | ours/upstream | target "
+            "| rebuild after --no-cache s (ours / upstream) |"
+        ),
+        "|---|---:|---:|---:|---:|---:|---|---|",
     ]
+    nan = float("nan")
     for r in results:
         if r.upstream_cold_s is None or r.vs_upstream is None:
             continue
         target = UPSTREAM_TARGET.get(r.family)
-        verdict = f"<= {target:.2f} {_verdict(r.vs_upstream, target)}" if target else "-"
+        cached = r.cached_vs_upstream
+        verdict = (
+            f"<= {target:.2f}: empty {_verdict(r.vs_upstream, target)}, "
+            f"warm {_verdict(cached if cached is not None else nan, target)}"
+            if target
+            else "-"
+        )
         lines.append(
             f"| {r.ref} | {r.upstream_cold_s:.1f} | {r.cold_s:.1f} | {r.vs_upstream:.2f} | "
-            f"{verdict} | {r.rebuild_s:.1f} / {r.upstream_rebuild_s or float('nan'):.1f} |"
+            f"{r.cold_cached_s if r.cold_cached_s is not None else nan:.1f} | "
+            f"{cached if cached is not None else nan:.2f} | "
+            f"{verdict} | {r.rebuild_s:.1f} / {r.upstream_rebuild_s or nan:.1f} |"
         )
     return "\n".join(lines)
 
@@ -164,7 +189,8 @@ def machine() -> str:
 def measure(cat: Catalogue, target: Target, opts: BuildOptions) -> Result:
     """Upstream-style cold build, our cold build, rebuilds after them, warm rebuild, sizes."""
     rev = current_revision(cat.source)
-    # One CA server for all builds: the same CA_URL keeps the cache keys equal.
+    # One CA server for all builds: the same CA_URL keeps the cache keys equal. The
+    # package cache is a fresh directory: empty for the first cold build, which fills it.
     with ca.serve(opts.ca_bundle) as url, tempfile.TemporaryDirectory(prefix="f7t-bench-") as tmp:
         base, _ = resolve_base(cat, target, opts)
         upstream = upstream_request(target, base, url, no_cache=True)
@@ -172,22 +198,29 @@ def measure(cat: Catalogue, target: Target, opts: BuildOptions) -> Result:
         if upstream is not None:
             status(f"[bench] {target.name}: upstream-style cold build (--no-cache) on {base}")
             upstream_cold = docker_build(upstream)
-        status(f"[bench] {target.name}: cold build (--no-cache)")
         cold_opts = BuildOptions(**{**opts.__dict__, "no_cache": True})
-        cold = build_one(cat, target, cold_opts, rev, ca_url=url)
-        status(f"[bench] {target.name}: ordinary rebuild right after --no-cache (cache reuse)")
-        rebuild = build_one(cat, target, opts, rev, ca_url=url)
-        if upstream is not None:
-            status(f"[bench] {target.name}: upstream-style ordinary rebuild")
-            upstream_rebuild = docker_build(
-                upstream_request(target, base, url, no_cache=False)  # type: ignore[arg-type]
+        packages = Path(tmp) / "packages"
+        with pkgcache.serve(opts.ca_bundle, directory=packages) as index:
+            status(f"[bench] {target.name}: cold build (--no-cache, package cache empty)")
+            cold = build_one(cat, target, cold_opts, rev, ca_url=url, index_url=index)
+        with pkgcache.serve(opts.ca_bundle, directory=packages) as index:
+            status(f"[bench] {target.name}: cold build (--no-cache, package cache warm)")
+            cold_cached = build_one(cat, target, cold_opts, rev, ca_url=url, index_url=index)
+            status(f"[bench] {target.name}: ordinary rebuild right after --no-cache (cache reuse)")
+            rebuild = build_one(cat, target, opts, rev, ca_url=url, index_url=index)
+            if upstream is not None:
+                status(f"[bench] {target.name}: upstream-style ordinary rebuild")
+                upstream_rebuild = docker_build(
+                    upstream_request(target, base, url, no_cache=False)  # type: ignore[arg-type]
+                )
+            root = changed_copy(Path(tmp) / "ctx")
+            status(
+                f"[bench] {target.name}: warm rebuild after a one-line change in {CHANGED_FILE}"
             )
-        root = changed_copy(Path(tmp) / "ctx")
-        status(f"[bench] {target.name}: warm rebuild after a one-line change in {CHANGED_FILE}")
-        warm = build_one(cat, target, opts, rev, root=root, ca_url=url)
-        # Leave the tagged image built from the work tree, not from the changed copy.
-        status(f"[bench] {target.name}: rebuilding from the work tree (cached)")
-        build_one(cat, target, opts, rev, ca_url=url)
+            warm = build_one(cat, target, opts, rev, root=root, ca_url=url, index_url=index)
+            # Leave the tagged image built from the work tree, not from the changed copy.
+            status(f"[bench] {target.name}: rebuilding from the work tree (cached)")
+            build_one(cat, target, opts, rev, ca_url=url, index_url=index)
     return Result(
         name=target.name,
         family=target.family,
@@ -200,6 +233,7 @@ def measure(cat: Catalogue, target: Target, opts: BuildOptions) -> Result:
         rebuild_s=rebuild.seconds,
         upstream_cold_s=upstream_cold,
         upstream_rebuild_s=upstream_rebuild,
+        cold_cached_s=cold_cached.seconds,
     )
 
 
@@ -212,7 +246,9 @@ def bench(
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = (
         f"### {when}\n\nMachine: {machine()}\n\n{table(results)}\n\n"
-        f"Against the upstream-style build (same base, same run):\n\n{upstream_table(results)}\n"
+        f"Against the upstream-style build (same base, same run; cold = --no-cache for both,"
+        f" bases present; ours once with an empty package cache, then with the cache that"
+        f" build filled):\n\n{upstream_table(results)}\n"
     )
     print("\n" + text, flush=True)
     if output is not None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
-from contextlib import nullcontext
+import time
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from f7tbuild import ca, checkpass, engine
+from f7tbuild import ca, checkpass, engine, pkgcache, projectwheel
 from f7tbuild.catalogue import REPO_ROOT, Catalogue, Target
 from f7tbuild.dockerbuild import BuildRequest
 from f7tbuild.dockerbuild import run as docker_build
@@ -93,12 +94,13 @@ def resolve_base(cat: Catalogue, target: Target, opts: BuildOptions) -> tuple[st
 
 
 def build_args(
-    target: Target, base: str, standin: bool, ca_url: str, rev: Revision
+    target: Target, base: str, standin: bool, ca_url: str, rev: Revision, index_url: str = ""
 ) -> dict[str, str]:
     """The build arguments of docs/contracts.md section 3 for one target."""
     args = {
         "BASE_IMAGE": base,
         "CA_URL": ca_url,
+        "INDEX_URL": index_url,
         "STANDIN": "true" if standin else "false",
         "BASE_REF": target.base,
         "OCI_VERSION": component(target),
@@ -122,25 +124,37 @@ def build_one(
     rev: Revision,
     root: Path = REPO_ROOT,
     ca_url: str | None = None,
+    index_url: str | None = None,
 ) -> Built:
     """Resolve the base and build one target.
 
-    ``root``: the tree holding the build context; ``ca_url``: a CA server already running
-    (otherwise one is served for this build only).
+    ``root``: the tree holding the build context; ``ca_url``, ``index_url``: a CA server
+    and a package cache (f7tbuild.pkgcache) already running (otherwise they are served
+    for this build only).
     """
     base, standin = resolve_base(cat, target, opts)
     refs = local_refs(target, rev, standin, opts.arch)
     digest = None if standin else engine.repo_digest(base)
     labels = image_labels(target, rev, base, digest, standin)
-    serving = ca.serve(opts.ca_bundle) if ca_url is None else nullcontext(ca_url)
-    with serving as url:
+    dockerfile = root / target.dockerfile
+    started = time.monotonic()
+    if projectwheel.WHEEL_DIR.as_posix() in dockerfile.read_text():
+        projectwheel.ensure_wheel(root / target.context)
+    wheel_s = time.monotonic() - started
+    with ExitStack() as stack:
+        url = stack.enter_context(
+            ca.serve(opts.ca_bundle) if ca_url is None else nullcontext(ca_url)
+        )
+        index = stack.enter_context(
+            pkgcache.serve(opts.ca_bundle) if index_url is None else nullcontext(index_url)
+        )
         seconds = docker_build(
             BuildRequest(
                 name=target.name,
-                dockerfile=root / target.dockerfile,
+                dockerfile=dockerfile,
                 context=root / target.context,
                 tags=refs,
-                build_args=build_args(target, base, standin, url, rev),
+                build_args=build_args(target, base, standin, url, rev, index),
                 labels=labels,
                 no_cache=opts.no_cache,
             )
@@ -152,7 +166,7 @@ def build_one(
                 f"[{target.name}] {refs[0]} came out {built_for}, not {opts.arch}: its base "
                 f"{base} is not {opts.platform}; remake it (--rebuild)"
             )
-    return Built(target, refs[0], base, standin, seconds, rev.sha)
+    return Built(target, refs[0], base, standin, wheel_s + seconds, rev.sha)
 
 
 def check_files(built: Built) -> list[Path]:
@@ -217,9 +231,31 @@ def build_all(cat: Catalogue, names: list[str], opts: BuildOptions) -> int:
     rev = current_revision(cat.source)
     results: list[tuple[str, str]] = []
     failed = False
+    with ExitStack() as stack:
+        # One CA server and one package cache for every image: the variants share wheels.
+        ca_url = stack.enter_context(ca.serve(opts.ca_bundle))
+        index_url = stack.enter_context(pkgcache.serve(opts.ca_bundle))
+        failed = _build_and_check(cat, names, opts, rev, results, ca_url, index_url)
+    status("summary:")
+    for ref, state in results:
+        status(f"  {ref}: {state}")
+    return 1 if failed else 0
+
+
+def _build_and_check(
+    cat: Catalogue,
+    names: list[str],
+    opts: BuildOptions,
+    rev: Revision,
+    results: list[tuple[str, str]],
+    ca_url: str,
+    index_url: str,
+) -> bool:
+    """Build and check each selected target, appending to ``results``; True if any failed."""
+    failed = False
     for target in cat.select(names):
         try:
-            built = build_one(cat, target, opts, rev)
+            built = build_one(cat, target, opts, rev, ca_url=ca_url, index_url=index_url)
         except RuntimeError as exc:
             warn(str(exc))
             results.append((target.name, "BUILD FAILED"))
@@ -232,7 +268,4 @@ def build_all(cat: Catalogue, names: list[str], opts: BuildOptions) -> int:
             results.append(
                 (built.ref, f"built in {built.seconds:.0f}s" + (", checked" if opts.checks else ""))
             )
-    status("summary:")
-    for ref, state in results:
-        status(f"  {ref}: {state}")
-    return 1 if failed else 0
+    return failed

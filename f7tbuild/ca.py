@@ -19,6 +19,8 @@ from f7tbuild.output import status, warn
 
 DEFAULT_PORT = 47291
 PORT_TRIES = 10
+# Servers running in this process: (asked port, bundle) -> URL, reused by nested serve().
+_active: dict[tuple[int, bytes], str] = {}
 
 
 class CAError(RuntimeError):
@@ -94,6 +96,10 @@ def serve(bundle: Path | None, port: int | None = None) -> Iterator[str]:
         return
     base = configured_port() if port is None else port
     payload = bundle.read_bytes()
+    shared = _active.get((base, payload))
+    if shared is not None:  # already served by this process (e.g. a stand-in built mid-run)
+        yield shared
+        return
     server: ThreadingHTTPServer | None = None
     for candidate in range(base, base + PORT_TRIES):
         try:
@@ -115,9 +121,11 @@ def serve(bundle: Path | None, port: int | None = None) -> Iterator[str]:
     thread.start()
     url = f"http://127.0.0.1:{actual}/ca.pem"
     status(f"serving the build CA bundle {bundle} at {url} (build steps only)")
+    _active[(base, payload)] = url
     try:
         yield url
     finally:
+        del _active[(base, payload)]
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)

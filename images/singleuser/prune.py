@@ -293,13 +293,22 @@ def duplicate_lab_assets(dist: Dist) -> int:
     package_static = dist.root / "jupyterlab" / "static"
     if dist.name != "jupyterlab" or package_static.is_symlink() or not package_static.is_dir():
         return 0
-    sys.path.insert(0, str(dist.root))
-    try:
-        from jupyterlab.commands import get_app_dir
-
-        app_static = Path(get_app_dir()) / "static"
-    finally:
-        sys.path.pop(0)
+    # The app dir is where the wheel put its data files (<prefix>/share/jupyter/lab,
+    # which jupyterlab.commands.get_app_dir returns for such an install); read from the
+    # distribution's RECORD: importing jupyterlab.commands to ask took ~6 s (it loads the
+    # whole server stack), more than the rest of this script.
+    app_static = next(
+        (
+            Path(*f.parts[: i + 4])
+            for f in dist.files
+            for i in range(len(f.parts) - 3)
+            if f.parts[i : i + 4] == ("share", "jupyter", "lab", "static")
+        ),
+        None,
+    )
+    if app_static is None or os.environ.get("JUPYTERLAB_DIR"):
+        print(f"prune: keeping {package_static} (no app dir in the wheel, or JUPYTERLAB_DIR set)")
+        return 0
     if not app_static.is_dir() or not _same_tree(package_static, app_static):
         print(f"prune: keeping {package_static} (differs from {app_static})")
         return 0

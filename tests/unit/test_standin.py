@@ -138,9 +138,17 @@ def test_ca_is_served_on_loopback_only_while_building(tmp_path: Path) -> None:
             assert resp.read() == pem.read_bytes()
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(url.replace("/ca.pem", "/other"), timeout=5)
-        # A second server on the same fixed port moves to the next one, visibly.
-        with ca.serve(pem, port=port) as second:
+        # The same bundle asked again in this process (a stand-in built during an image
+        # build) is the same server: the same CA_URL, so the same layer cache keys.
+        with ca.serve(pem, port=port) as again:
+            assert again == url
+        # Another bundle on the same fixed port moves to the next one, visibly.
+        other = tmp_path / "other.pem"
+        other.write_bytes(pem.read_bytes() + b"\n")
+        with ca.serve(other, port=port) as second:
             assert second != url
+        with urllib.request.urlopen(url, timeout=5) as resp:  # the first still serves
+            assert resp.read() == pem.read_bytes()
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, timeout=2)
     with ca.serve(None) as none:

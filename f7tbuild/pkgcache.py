@@ -1,0 +1,328 @@
+"""A loopback pull-through cache of the Python package index for image builds.
+
+Image builds install hashed locks with uv/pip. Each ``--no-cache`` build, and each
+singleuser variant, used to download the same wheels again from inside the build. While
+a build runs, f7tbuild serves ``http://127.0.0.1:<port>/simple/`` (fixed port, default
+47292, env F7T_INDEX_PORT, so that the build argument ``INDEX_URL`` keeps layer cache
+keys stable) and ``images/common/with-build-ca`` points pip and uv at it:
+
+- ``/simple/<project>/``: the upstream index's project page (PEP 691 JSON, or HTML
+  turned into JSON), fetched once per server, with every file URL rewritten to
+  ``/files/<sha256>/<filename>?u=<upstream URL>``;
+- ``/files/<sha256>/<filename>``: served from the host cache (default
+  ``~/.cache/f7t4jhub/packages``, env F7T_PACKAGE_CACHE); on a miss, downloaded from the
+  upstream URL, its sha256 checked against the index's, then stored and served.
+
+Nothing of it reaches an image: the files are downloaded into the build's own temporary
+directories and verified again there by ``--require-hashes`` against our locks. The
+upstream index is the host's (F7T_INDEX_URL, UV_DEFAULT_INDEX, UV_INDEX_URL,
+PIP_INDEX_URL, else pip's default); the host's CA bundle verifies it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import ssl
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from f7tbuild.output import status, warn
+
+DEFAULT_PORT = 47292
+PORT_TRIES = 10
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+HTML_TYPE = "application/vnd.pypi.simple.v1+html"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*$")
+
+
+class PackageCacheError(RuntimeError):
+    """The package cache cannot be set up or served."""
+
+
+def normalise(name: str) -> str:
+    """PEP 503 normalised project name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def upstream_index(env: dict[str, str] | None = None) -> str:
+    """The index the host's pip/uv would use (its simple API base URL, ending in /)."""
+    env = dict(os.environ if env is None else env)
+    for name in ("F7T_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL"):
+        if env.get(name):
+            return env[name].rstrip("/") + "/"
+    try:  # pip's own default, so that no index host name is written here
+        from pip._internal.models.index import PyPI
+    except ImportError:
+        raise PackageCacheError(
+            "no package index configured and pip is not importable: set F7T_INDEX_URL "
+            "to the simple index URL, or F7T_PACKAGE_CACHE=off"
+        ) from None
+    return str(PyPI.simple_url).rstrip("/") + "/"
+
+
+def cache_dir(env: dict[str, str] | None = None) -> Path | None:
+    """The host cache directory (None: F7T_PACKAGE_CACHE=off)."""
+    env = dict(os.environ if env is None else env)
+    raw = env.get("F7T_PACKAGE_CACHE", "")
+    if raw.lower() in ("off", "0", "no", "false"):
+        return None
+    if raw:
+        return Path(raw)
+    base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "f7t4jhub" / "packages"
+
+
+class _Anchors(HTMLParser):
+    """File links of a PEP 503 HTML project page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: list[dict[str, Any]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "a":
+            return
+        attr = dict(attrs)
+        href = attr.get("href") or ""
+        url, _, fragment = href.partition("#")
+        algo, _, digest = fragment.partition("=")
+        entry: dict[str, Any] = {
+            "filename": urllib.parse.unquote(url.rsplit("/", 1)[-1]),
+            "url": url,
+            "hashes": {algo: digest} if algo and digest else {},
+        }
+        if attr.get("data-requires-python"):
+            entry["requires-python"] = attr["data-requires-python"]
+        if attr.get("data-yanked") is not None:
+            entry["yanked"] = attr["data-yanked"] or True
+        self.files.append(entry)
+
+
+def rewrite_page(page: dict[str, Any], page_url: str, base: str) -> dict[str, Any]:
+    """The project page with file URLs through this cache; files without sha256 dropped.
+
+    Metadata-file hints (PEP 658/714) are removed, so clients fetch whole (cached) files.
+    """
+    files = []
+    for entry in page.get("files", []):
+        digest = str((entry.get("hashes") or {}).get("sha256", "")).lower()
+        filename = str(entry.get("filename", ""))
+        if not _SHA256.match(digest) or not _FILENAME.match(filename):
+            continue
+        upstream = urllib.parse.urljoin(page_url, str(entry["url"]))
+        query = urllib.parse.urlencode({"u": upstream})
+        new = {
+            k: v
+            for k, v in entry.items()
+            if k not in ("url", "core-metadata", "dist-info-metadata", "data-dist-info-metadata")
+        }
+        new["url"] = f"{base}files/{digest}/{urllib.parse.quote(filename)}?{query}"
+        files.append(new)
+    return {
+        "meta": {"api-version": "1.0"},
+        "name": page.get("name", ""),
+        "files": files,
+    }
+
+
+class PackageCache:
+    """The cache's state: upstream, directory, memoised project pages, download locks."""
+
+    def __init__(self, directory: Path, upstream: str, ssl_context: ssl.SSLContext) -> None:
+        self.directory = directory
+        self.upstream = upstream
+        self.ssl_context = ssl_context
+        self.pages: dict[str, tuple[str, bytes]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.hits = 0
+        self.downloads = 0
+        self.downloaded_bytes = 0
+
+    def _open(self, url: str, accept: str) -> Any:
+        req = urllib.request.Request(url, headers={"Accept": accept})
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self.ssl_context))
+        return opener.open(req, timeout=60)
+
+    def page(self, project: str, base: str) -> bytes:
+        """The rewritten JSON page of one project (memoised for the server's life)."""
+        key = normalise(project)
+        with self._guard:
+            cached = self.pages.get(key)
+        if cached is not None and cached[0] == base:
+            return cached[1]
+        url = f"{self.upstream}{key}/"
+        accept = f"{JSON_TYPE}, {HTML_TYPE};q=0.5, text/html;q=0.1"
+        with self._open(url, accept) as resp:
+            kind = resp.headers.get("Content-Type", "")
+            final_url = resp.geturl()
+            body = resp.read()
+        if "json" in kind:
+            data = json.loads(body)
+        else:
+            parser = _Anchors()
+            parser.feed(body.decode("utf-8", "replace"))
+            data = {"name": key, "files": parser.files}
+        out = json.dumps(rewrite_page(data, final_url, base)).encode()
+        with self._guard:
+            self.pages[key] = (base, out)
+        return out
+
+    def _lock(self, digest: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(digest, threading.Lock())
+
+    def file(self, digest: str, filename: str, upstream_url: str) -> Path:
+        """The cached file, downloaded and verified first when missing."""
+        path = self.directory / digest[:2] / digest / filename
+        with self._lock(digest):
+            if path.is_file():
+                self.hits += 1
+                return path
+            if not upstream_url.startswith(("https://", "http://")):
+                raise PackageCacheError(f"{filename} is not cached and has no upstream URL")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{filename}.part")
+            sha = hashlib.sha256()
+            size = 0
+            with self._open(upstream_url, "*/*") as resp, tmp.open("wb") as out:
+                while chunk := resp.read(1 << 20):
+                    sha.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+            if sha.hexdigest() != digest:
+                tmp.unlink(missing_ok=True)
+                raise PackageCacheError(
+                    f"{filename} from {upstream_url} has sha256 {sha.hexdigest()}, the index "
+                    f"said {digest}: not cached"
+                )
+            tmp.replace(path)
+            self.downloads += 1
+            self.downloaded_bytes += size
+            return path
+
+
+def _handler(cache: PackageCache) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _send(self, code: int, kind: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _fail(self, code: int, why: str) -> None:
+            self._send(code, "text/plain; charset=utf-8", (why + "\n").encode())
+
+        def do_GET(self) -> None:
+            parsed = urllib.parse.urlsplit(self.path)
+            parts = [p for p in parsed.path.split("/") if p]
+            base = f"http://{self.headers.get('Host') or '127.0.0.1'}/"
+            try:
+                if len(parts) == 2 and parts[0] == "simple":
+                    self._send(200, JSON_TYPE, cache.page(parts[1], base))
+                elif len(parts) == 3 and parts[0] == "files" and _SHA256.match(parts[1]):
+                    filename = urllib.parse.unquote(parts[2])
+                    if not _FILENAME.match(filename):
+                        self._fail(400, f"bad file name {filename!r}")
+                        return
+                    upstream = urllib.parse.parse_qs(parsed.query).get("u", [""])[0]
+                    path = cache.file(parts[1], filename, upstream)
+                    self._send(200, "application/octet-stream", path.read_bytes())
+                else:
+                    self._fail(404, "only /simple/<project>/ and /files/<sha256>/<name>")
+            except urllib.error.HTTPError as exc:
+                self._fail(exc.code if exc.code == 404 else 502, f"upstream: {exc}")
+            except (OSError, ValueError, PackageCacheError) as exc:
+                self._fail(502, f"f7tbuild package cache: {exc}")
+
+        def do_HEAD(self) -> None:  # uv asks before it downloads (no ranges offered)
+            self.do_GET()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    return Handler
+
+
+def configured_port(env: dict[str, str] | None = None) -> int:
+    """The fixed port (env F7T_INDEX_PORT, default 47292)."""
+    raw = (os.environ if env is None else env).get("F7T_INDEX_PORT", str(DEFAULT_PORT))
+    try:
+        port = int(raw)
+    except ValueError:
+        raise PackageCacheError(f"F7T_INDEX_PORT={raw!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise PackageCacheError(f"F7T_INDEX_PORT={port} is out of range 1..65535")
+    return port
+
+
+def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
+    """The host's default trust (SSL_CERT_FILE honoured) plus the build's CA bundle."""
+    context = ssl.create_default_context()
+    if ca_bundle is not None:
+        context.load_verify_locations(cafile=str(ca_bundle))
+    return context
+
+
+@contextmanager
+def serve(
+    ca_bundle: Path | None = None,
+    directory: Path | None = None,
+    upstream: str | None = None,
+    port: int | None = None,
+) -> Iterator[str]:
+    """Serve the cache on loopback; yield its index URL ('' when F7T_PACKAGE_CACHE=off)."""
+    directory = cache_dir() if directory is None else directory
+    if directory is None:
+        status("package cache off (F7T_PACKAGE_CACHE=off): builds download from the index")
+        yield ""
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    cache = PackageCache(directory, upstream or upstream_index(), ssl_context(ca_bundle))
+    base = configured_port() if port is None else port
+    server: ThreadingHTTPServer | None = None
+    for candidate in range(base, base + PORT_TRIES):
+        try:
+            server = ThreadingHTTPServer(("127.0.0.1", candidate), _handler(cache))
+            break
+        except OSError:
+            continue
+    if server is None:
+        raise PackageCacheError(
+            f"ports {base}..{base + PORT_TRIES - 1} on 127.0.0.1 are all busy; "
+            "set F7T_INDEX_PORT to a free port or F7T_PACKAGE_CACHE=off"
+        )
+    server.daemon_threads = True
+    actual = server.server_address[1]
+    if actual != base:
+        warn(f"index port {base} is busy; serving on {actual}: layer cache keys differ")
+    thread = threading.Thread(target=server.serve_forever, name="f7tbuild-pkgcache", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{actual}/simple/"
+    status(f"package cache {directory} served at {url} (build steps only)")
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        status(
+            f"package cache: {cache.hits} files from the cache, {cache.downloads} downloaded "
+            f"({cache.downloaded_bytes / 1e6:.1f} MB)"
+        )

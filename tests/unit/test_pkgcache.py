@@ -1,0 +1,171 @@
+"""f7tbuild.pkgcache: the loopback pull-through cache of the package index used by builds.
+
+An upstream index is served on loopback by the test (PEP 691 JSON for one project, PEP
+503 HTML for another); the cache is asked through HTTP as pip and uv ask it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from f7tbuild import pkgcache
+
+GOOD = b"PK-not-really-a-wheel-but-bytes"
+BAD = b"tampered bytes"
+GOOD_SHA = hashlib.sha256(GOOD).hexdigest()
+CLAIMED_SHA = hashlib.sha256(b"what the index claims").hexdigest()
+
+
+class Upstream:
+    """A tiny index: /simple/demo/ (JSON), /simple/htmlproj/ (HTML), /f/<name> files."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                upstream.requests.append(self.path)
+                if self.path == "/simple/demo/":
+                    body = json.dumps(
+                        {
+                            "meta": {"api-version": "1.1"},
+                            "name": "demo",
+                            "files": [
+                                {
+                                    "filename": "demo-1.0-py3-none-any.whl",
+                                    "url": "../../f/demo-1.0-py3-none-any.whl",
+                                    "hashes": {"sha256": GOOD_SHA},
+                                    "core-metadata": {"sha256": "0" * 64},
+                                    "requires-python": ">=3.8",
+                                },
+                                {
+                                    "filename": "demo-1.0.tar.gz",
+                                    "url": "/f/demo-1.0.tar.gz",
+                                    "hashes": {"sha256": CLAIMED_SHA},
+                                },
+                                {"filename": "nohash.whl", "url": "/f/nohash.whl", "hashes": {}},
+                            ],
+                        }
+                    ).encode()
+                    kind = pkgcache.JSON_TYPE
+                elif self.path == "/simple/htmlproj/":
+                    body = (
+                        "<html><body>"
+                        f'<a href="/f/htmlproj-2.0-py3-none-any.whl#sha256={GOOD_SHA}" '
+                        'data-requires-python="&gt;=3.9">htmlproj-2.0-py3-none-any.whl</a>'
+                        "</body></html>"
+                    ).encode()
+                    kind = "text/html"
+                elif self.path.endswith("-2.0-py3-none-any.whl") or self.path.endswith(
+                    "-1.0-py3-none-any.whl"
+                ):
+                    body, kind = GOOD, "application/octet-stream"
+                elif self.path == "/f/demo-1.0.tar.gz":
+                    body, kind = BAD, "application/octet-stream"
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/simple/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    up = Upstream()
+    yield up
+    up.stop()
+
+
+def get(url: str, accept: str = "*/*") -> tuple[int, str, bytes]:
+    req = urllib.request.Request(url, headers={"Accept": accept})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=30) as resp:
+            return resp.status, resp.headers.get("Content-Type", ""), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type", ""), exc.read()
+
+
+def test_pages_point_at_the_cache_and_files_are_verified_and_kept(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    with pkgcache.serve(directory=tmp_path, upstream=upstream.url, port=0) as index:
+        code, kind, body = get(f"{index}Demo/")  # names are normalised
+        assert code == 200 and kind == pkgcache.JSON_TYPE
+        files = {f["filename"]: f for f in json.loads(body)["files"]}
+        # Files without a sha256 are dropped; metadata hints removed (whole files fetched).
+        assert set(files) == {"demo-1.0-py3-none-any.whl", "demo-1.0.tar.gz"}
+        wheel = files["demo-1.0-py3-none-any.whl"]
+        assert wheel["url"].startswith(index.replace("/simple/", "/files/"))
+        assert "core-metadata" not in wheel and wheel["requires-python"] == ">=3.8"
+
+        code, _, body = get(wheel["url"])
+        assert (code, body) == (200, GOOD)
+        kept = tmp_path / GOOD_SHA[:2] / GOOD_SHA / "demo-1.0-py3-none-any.whl"
+        assert kept.read_bytes() == GOOD
+
+        # A file whose bytes do not match the index's sha256 is refused and not kept.
+        code, _, body = get(files["demo-1.0.tar.gz"]["url"])
+        assert code == 502 and b"sha256" in body
+        assert not list(tmp_path.glob(f"*/{CLAIMED_SHA}/demo-1.0.tar.gz"))
+    fetched = [r for r in upstream.requests if r.startswith("/f/demo-1.0-py3")]
+    assert len(fetched) == 1
+
+    # A later build: the file comes from the host cache, not from upstream (stopped).
+    upstream.stop()
+    with pkgcache.serve(directory=tmp_path, upstream=upstream.url, port=0) as index:
+        code, _, body = get(index.replace("/simple/", "/files/") + wheel["url"].split("/files/")[1])
+        assert (code, body) == (200, GOOD)
+
+
+def test_html_pages_become_json(upstream: Upstream, tmp_path: Path) -> None:
+    with pkgcache.serve(directory=tmp_path, upstream=upstream.url, port=0) as index:
+        code, _, body = get(f"{index}htmlproj/")
+        assert code == 200
+        (entry,) = json.loads(body)["files"]
+        assert entry["filename"] == "htmlproj-2.0-py3-none-any.whl"
+        assert entry["hashes"] == {"sha256": GOOD_SHA}
+        assert entry["requires-python"] == ">=3.9"
+        assert get(entry["url"])[2] == GOOD
+        assert get(f"{index}missing-project/")[0] == 404
+
+
+def test_upstream_and_directory_come_from_the_environment(tmp_path: Path) -> None:
+    assert pkgcache.upstream_index({"F7T_INDEX_URL": "http://idx.example/simple"}) == (
+        "http://idx.example/simple/"
+    )
+    assert pkgcache.upstream_index(
+        {"PIP_INDEX_URL": "http://b.example/s/", "UV_DEFAULT_INDEX": "http://a.example/s"}
+    ) == "http://a.example/s/"
+    assert pkgcache.cache_dir({"F7T_PACKAGE_CACHE": "off"}) is None
+    assert pkgcache.cache_dir({"F7T_PACKAGE_CACHE": str(tmp_path)}) == tmp_path
+    assert pkgcache.cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == (
+        tmp_path / "f7t4jhub" / "packages"
+    )
+    with pytest.raises(pkgcache.PackageCacheError, match="F7T_INDEX_PORT"):
+        pkgcache.configured_port({"F7T_INDEX_PORT": "http"})
