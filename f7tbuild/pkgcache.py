@@ -3,7 +3,7 @@
 Image builds install hashed locks with uv/pip. Each ``--no-cache`` build, and each
 singleuser variant, used to download the same wheels again from inside the build. While
 a build runs, f7tbuild serves ``http://127.0.0.1:<port>/simple/`` (fixed port, default
-47292, env F7T_INDEX_PORT, so that the build argument ``INDEX_URL`` keeps layer cache
+47311, env F7T_INDEX_PORT, so that the build argument ``INDEX_URL`` keeps layer cache
 keys stable) and ``images/common/with-build-ca`` points pip and uv at it:
 
 - ``/simple/<project>/``: the upstream index's project page (PEP 691 JSON, or HTML
@@ -39,7 +39,8 @@ from typing import Any
 
 from f7tbuild.output import status, warn
 
-DEFAULT_PORT = 47292
+# Outside the CA server's range (47291 and the 9 ports it falls back to when busy).
+DEFAULT_PORT = 47311
 PORT_TRIES = 10
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
@@ -261,7 +262,7 @@ def _handler(cache: PackageCache) -> type[BaseHTTPRequestHandler]:
 
 
 def configured_port(env: dict[str, str] | None = None) -> int:
-    """The fixed port (env F7T_INDEX_PORT, default 47292)."""
+    """The fixed port (env F7T_INDEX_PORT, default 47311)."""
     raw = (os.environ if env is None else env).get("F7T_INDEX_PORT", str(DEFAULT_PORT))
     try:
         port = int(raw)

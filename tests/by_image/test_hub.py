@@ -307,6 +307,23 @@ def test_no_compiler_node_or_proxy(hub: RunningHub) -> None:
         assert not hub.host.exists(tool), f"{tool} must not be in the hub image"
 
 
+BYTECODE_CHECK = """\
+import importlib.util, json, pathlib, sysconfig
+site = pathlib.Path(sysconfig.get_paths()["purelib"])
+sources = [p for p in site.rglob("*.py")]
+missing = [str(p) for p in sources if not pathlib.Path(importlib.util.cache_from_source(p)).exists()]
+print(json.dumps({"sources": len(sources), "missing": missing[:20], "n_missing": len(missing)}))
+"""
+
+
+def test_venv_is_byte_compiled(hub: RunningHub) -> None:
+    """The venv is read-only for the hub's uid: byte code it lacks is compiled at every start."""
+    out = json.loads(hub.host.check_output(f"python -c '{BYTECODE_CHECK}'"))
+    assert out["sources"] > 1000, out
+    # A file Python cannot compile (a package's Python-2-only test data) has no .pyc.
+    assert out["n_missing"] <= out["sources"] // 100, out
+
+
 def test_hub_runs_under_an_arbitrary_uid(image_ref: str, run_container, tmp_path: Path) -> None:
     """OpenShift/Kubernetes style: random uid, group 0."""
     hub = start_hub(run_container, image_ref, tmp_path, user="12345:0")
