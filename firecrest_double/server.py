@@ -152,6 +152,7 @@ class FirecrestDouble:
             "GET /status/{system_name}/userinfo": self._userinfo,
             "GET /status/{system_name}/partitions": self._partitions,
             "GET /status/{system_name}/reservations": self._reservations,
+            "GET /status/{system_name}/nodes": self._nodes,
             "POST /compute/{system_name}/jobs": self._submit,
             "GET /compute/{system_name}/jobs": self._jobs,
             "GET /compute/{system_name}/jobs/{job_id}": self._job,
@@ -159,6 +160,7 @@ class FirecrestDouble:
             "GET /compute/{system_name}/jobs/{job_id}/metadata": self._metadata,
             "POST /filesystem/{system_name}/ops/upload": self._upload,
             "GET /filesystem/{system_name}/ops/view": self._view,
+            "GET /filesystem/{system_name}/ops/tail": self._tail,
             "GET /filesystem/{system_name}/ops/ls": self._ls,
         }
 
@@ -504,6 +506,9 @@ class FirecrestDouble:
     async def _reservations(self, ctx: _Ctx) -> tuple[int, Any]:
         return await self._optional(ctx, "reservation_models", "reservations")
 
+    async def _nodes(self, ctx: _Ctx) -> tuple[int, Any]:
+        return await self._optional(ctx, "node_models", "nodes")
+
     # -- compute ---------------------------------------------------------------------
     async def _submit(self, ctx: _Ctx) -> tuple[int, Any]:
         sched = self._sched(ctx)
@@ -581,6 +586,45 @@ class FirecrestDouble:
         except IsADirectoryError:
             raise _Reply(400, f"'{path}' is a directory")
         return 200, {"output": data.decode("utf-8", errors="replace")}
+
+    async def _tail(self, ctx: _Ctx) -> tuple[int, Any]:
+        """``tail -c N`` / ``tail -n N`` (default 10 lines); ``skipHeading``: all but the
+        first N (``tail -c +N+1``). At most ``max_ops_file_size`` bytes are read."""
+        self._sched(ctx)
+        path = self._fs_path(ctx)
+        n_bytes, n_lines = ctx.params.get("bytes"), ctx.params.get("lines")
+        if n_bytes is not None and n_lines is not None:
+            raise _Reply(400, "tail: 'bytes' and 'lines' cannot be given together")
+        skip = bool(ctx.params.get("skipHeading"))
+        if skip and n_bytes is None and n_lines is None:
+            raise _Reply(400, "tail: 'skipHeading' needs 'bytes' or 'lines'")
+        try:
+            size = path.stat().st_size
+            if path.is_dir():
+                raise _Reply(400, f"tail: error reading '{path}': Is a directory")
+            with path.open("rb") as f:
+                start = max(0, size - self.max_ops_file_size)
+                f.seek(start)
+                data = f.read()
+        except FileNotFoundError:
+            raise _Reply(400, f"tail: cannot open '{path}' for reading: "
+                              "No such file or directory") from None
+        except PermissionError:
+            raise _Reply(400, f"tail: cannot open '{path}' for reading: "
+                              "Permission denied") from None
+        if n_bytes is not None:
+            cut = min(len(data), int(n_bytes))
+            part = data[cut:] if skip else data[len(data) - cut:]
+            unit = "bytes"
+        else:
+            count = 10 if n_lines is None else int(n_lines)
+            lines = data.splitlines(keepends=True)
+            part = b"".join(lines[count:] if skip else lines[max(0, len(lines) - count):])
+            unit = "lines"
+        end = size
+        return 200, {"output": {"content": part.decode("utf-8", errors="replace"),
+                                "contentType": unit, "startPosition": end - len(part),
+                                "endPosition": end}}
 
     async def _ls(self, ctx: _Ctx) -> tuple[int, Any]:
         self._sched(ctx)

@@ -281,6 +281,14 @@ class SimulatedScheduler:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         #: Called as ``hook(job, new_state)`` on every state change, in the double's loop.
         self.on_state_change: list[Callable[[SimJob, str], None]] = []
+        #: Slurm state of each partition (``UP``, ``DOWN``, ``DRAIN``, ``INACTIVE``), as
+        #: GET /status/{system}/partitions reports it; unlisted partitions are ``UP``.
+        self.partition_states: dict[str, str] = {}
+        #: Nodes of each partition; unlisted partitions hold every node.
+        self.partition_nodes: dict[str, list[str]] = {}
+        #: Node states set by a test (``["DOWN"]``, ``["IDLE", "DRAIN"]``); other nodes
+        #: are ``ALLOCATED`` while a job runs on them, else ``IDLE``.
+        self.node_states: dict[str, list[str]] = {}
 
     # -- configuration ---------------------------------------------------------------
     def script(self, *outcomes: Outcome) -> None:
@@ -461,10 +469,38 @@ class SimulatedScheduler:
         await self._finish_cancelled(job, info.uid, user)
 
     # -- optional status routes -------------------------------------------------------
+    def nodes_of(self, partition: str) -> list[str]:
+        """The nodes of ``partition``."""
+        return list(self.partition_nodes.get(partition, self.nodes))
+
+    def node_state(self, node: str) -> list[str]:
+        """The node's states as FirecREST lists them (``NodeModel.state``)."""
+        if node in self.node_states:
+            return list(self.node_states[node])
+        busy = any(j.node == node and j.state in ("RUNNING", "COMPLETING")
+                   for j in self.jobs_by_id.values())
+        return ["ALLOCATED"] if busy else ["IDLE"]
+
     async def partition_models(self) -> list[dict[str, Any]]:
-        """``PartitionModel`` dicts (GET /status/{system}/partitions)."""
-        return [{"name": p, "partition": p, "cpus": 128 * len(self.nodes),
-                 "totalNodes": len(self.nodes)} for p in self.partitions]
+        """``PartitionModel`` dicts (GET /status/{system}/partitions): as FirecREST maps
+        ``scontrol show partitions``, ``partition`` holds the partition's State."""
+        return [{"name": p, "partition": self.partition_states.get(p, "UP"),
+                 "cpus": 128 * len(self.nodes_of(p)), "totalNodes": len(self.nodes_of(p))}
+                for p in self.partitions]
+
+    async def node_models(self) -> list[dict[str, Any]]:
+        """``NodeModel`` dicts (GET /status/{system}/nodes)."""
+        out = []
+        for node in self.nodes:
+            state = self.node_state(node)
+            busy = "ALLOCATED" in state
+            out.append({"name": node, "hostname": node, "address": node, "cpus": 128,
+                        "allocCpus": 128 if busy else 0, "idleCpus": 0 if busy else 128,
+                        "sockets": 2, "cores": 64, "threads": 1, "weight": 1,
+                        "freeMemory": self.node_memory_mb, "features": None,
+                        "partitions": [p for p in self.partitions if node in self.nodes_of(p)],
+                        "state": state})
+        return out
 
     async def reservation_models(self) -> list[dict[str, Any]]:
         """``ReservationModel`` dicts (GET /status/{system}/reservations)."""

@@ -34,6 +34,7 @@ import grp
 import json
 import os
 import pwd
+import re
 import shlex
 import shutil
 import subprocess
@@ -107,6 +108,30 @@ def slurm_unavailable_reason(timeout: float = 10.0) -> str | None:
             "scripts/slurm-up.sh resumes drained nodes"
         )
     return None
+
+
+#: NodeModel.state values of the OpenAPI document.
+NODE_STATES = frozenset({"IDLE", "ALLOCATED", "MIXED", "DOWN", "DRAIN", "OFFLINE", "RESERVED",
+                         "COMPLETING", "BUSY", "POWERING_DOWN", "POWERING_UP", "UNKNOWN"})
+_SCONTROL_FIELD = re.compile(r"([A-Za-z][A-Za-z0-9_:/.]*)=(.*?)(?=\s+[A-Za-z][A-Za-z0-9_:/.]*=|\s*$)")
+
+
+def scontrol_fields(line: str) -> dict[str, str]:
+    """``Key=value`` pairs of one ``scontrol show ... -o`` line (values may hold spaces,
+    as a node's ``OS=Linux 6.1 #1 SMP``)."""
+    return {m.group(1): m.group(2).strip() for m in _SCONTROL_FIELD.finditer(line.strip())}
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def _epoch(stamp: str) -> int:
+    """scontrol's local ``YYYY-MM-DDTHH:MM:SS`` as epoch seconds (0 when unknown)."""
+    try:
+        return int(time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return 0
 
 
 def _decode_exit(status: int) -> tuple[int, int]:
@@ -542,6 +567,57 @@ class SlurmScheduler:
                 "standardError": expand(job.get("standard_error"), stdout),
             }
         ]
+
+    # -- status routes ----------------------------------------------------------------
+    async def partition_models(self) -> list[dict[str, Any]]:
+        """``PartitionModel`` dicts from ``scontrol show partitions -o`` (FirecREST's
+        mapping: ``partition`` is the partition's State)."""
+        _, out, _ = await self._run(["scontrol", "show", "partitions", "-o"])
+        return [{"name": f["PartitionName"], "partition": f.get("State", "UNKNOWN"),
+                 "cpus": _int_or_none(f.get("TotalCPUs")),
+                 "totalNodes": _int_or_none(f.get("TotalNodes"))}
+                for f in map(scontrol_fields, out.splitlines()) if "PartitionName" in f]
+
+    async def reservation_models(self) -> list[dict[str, Any]]:
+        """``ReservationModel`` dicts from ``scontrol show reservations -o``."""
+        _, out, _ = await self._run(["scontrol", "show", "reservations", "-o"], check=False)
+        found = []
+        for f in map(scontrol_fields, out.splitlines()):
+            if "ReservationName" not in f:
+                continue
+            features = f.get("Features")
+            found.append({"name": f["ReservationName"], "nodeList": f.get("Nodes", ""),
+                          "startTime": _epoch(f.get("StartTime", "")),
+                          "endTime": _epoch(f.get("EndTime", "")),
+                          "state": f.get("State"),
+                          "features": None if features in (None, "(null)") else features})
+        return found
+
+    async def node_models(self) -> list[dict[str, Any]]:
+        """``NodeModel`` dicts from ``sinfo --json`` (state and flags upper-cased, kept
+        to the values of the OpenAPI document's NodeState)."""
+        _, out, _ = await self._run(["sinfo", "--json"])
+        try:
+            nodes = json.loads(out).get("nodes") or []
+        except (ValueError, AttributeError):
+            raise SchedulerError(f"sinfo --json answered no JSON: {out[:200]!r}") from None
+        found = []
+        for node in nodes:
+            states = [str(node.get("state") or "unknown"), *(node.get("state_flags") or [])]
+            known = [w for w in (st.upper().rstrip("*~#!%$@^-") for st in states)
+                     if w in NODE_STATES]
+            found.append({
+                "name": str(node.get("name")), "hostname": node.get("hostname"),
+                "address": node.get("address"), "cpus": int(node.get("cpus") or 0),
+                "allocCpus": node.get("alloc_cpus"), "idleCpus": node.get("idle_cpus"),
+                "sockets": node.get("sockets"), "cores": node.get("cores"),
+                "threads": node.get("threads"), "weight": node.get("weight"),
+                "freeMemory": node.get("free_memory"), "allocMemory": node.get("alloc_memory"),
+                "features": node.get("features") or None,
+                "partitions": list(node.get("partitions") or []),
+                "state": list(dict.fromkeys(known)) or ["UNKNOWN"],
+            })
+        return found
 
     # -- cancel -----------------------------------------------------------------------
     async def cancel(self, user: str, job_id: str) -> None:

@@ -36,6 +36,13 @@ class StartFailed(_Base):  # type: ignore[misc,valid-type]
     def __str__(self) -> str:
         return self.text
 
+    def add_detail(self, detail: str) -> None:
+        """Append ``detail`` (e.g. the job's last output lines) to what users see."""
+        self.text = f"{self.text.rstrip('.')}. {detail}"
+        self.jupyterhub_message = self.text
+        if getattr(self, "log_message", None) == "%s":  # JupyterHub 5: an HTTPError
+            self.args = (self.text,)
+
 
 class InvalidOptions(StartFailed):
     """User options refused (HTTP 400); the message names the field."""

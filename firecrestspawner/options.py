@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -507,10 +507,14 @@ def form_to_options(formdata: Mapping[str, list[str]]) -> dict[str, str]:
     return options
 
 
-def _select(name: str, label: str, values: list[str], default: str) -> str:
+def _select(name: str, label: str, values: list[str], default: str,
+            labels: Mapping[str, str] | None = None,
+            disabled: Collection[str] = ()) -> str:
+    labels = labels or {}
     items = "".join(
-        f'<option value="{html.escape(v)}"{" selected" if v == default else ""}>'
-        f"{html.escape(v)}</option>"
+        f'<option value="{html.escape(v)}"{" selected" if v == default else ""}'
+        f'{" disabled" if v in disabled else ""}>'
+        f"{html.escape(labels.get(v, v))}</option>"
         for v in values
     )
     return (
@@ -527,19 +531,28 @@ def _input(name: str, label: str, value: str, kind: str = "text", extra: str = "
     )
 
 
-def _name_field(name: str, label: str, allowed: list[str], default: str) -> str:
+def _name_field(name: str, label: str, allowed: list[str], default: str,
+                labels: Mapping[str, Mapping[str, str]] | None = None,
+                disabled: Mapping[str, Collection[str]] | None = None) -> str:
     if allowed:
         values = allowed if name != "reservation" else ["", *allowed]
-        return _select(name, label, values, default)
+        return _select(name, label, values, default, (labels or {}).get(name),
+                       (disabled or {}).get(name, ()))
     return _input(name, label, default, extra=' pattern="[A-Za-z0-9][A-Za-z0-9_.\\-]{0,63}"')
 
 
-def render_form(limits: Limits) -> str:
-    """The HTML options form for ``limits`` (all values HTML-escaped)."""
+def render_form(limits: Limits, labels: Mapping[str, Mapping[str, str]] | None = None,
+                disabled: Mapping[str, Collection[str]] | None = None) -> str:
+    """The HTML options form for ``limits`` (all values HTML-escaped). ``labels`` give a
+    field's choices other texts (``{"partition": {"normal": "normal (UP, 3 free)"}}``),
+    ``disabled`` choices are shown but cannot be picked."""
     parts = [
-        _name_field("partition", "Partition", limits.allowed_partitions, limits.default_partition),
-        _name_field("account", "Account", limits.allowed_accounts, limits.default_account),
-        _name_field("reservation", "Reservation (optional)", limits.allowed_reservations, ""),
+        _name_field("partition", "Partition", limits.allowed_partitions, limits.default_partition,
+                    labels, disabled),
+        _name_field("account", "Account", limits.allowed_accounts, limits.default_account,
+                    labels, disabled),
+        _name_field("reservation", "Reservation (optional)", limits.allowed_reservations, "",
+                    labels, disabled),
         _input("nodes", f"Nodes (1-{limits.max_nodes})", str(limits.default_nodes), "number",
                f' min="1" max="{limits.max_nodes}"'),
         _input("time", f"Time limit (HH:MM:SS, at most {limits.max_time})", limits.default_time),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from . import batchpoll, walltime
+from . import batchpoll, diagnostics, walltime
 from .ending import JobEnding
 from .gateway import Failure, GatewayError
 from .lifecycle import State
@@ -110,7 +110,10 @@ class PollFlow(JobEnding):
         if status.phase is Phase.TERMINAL:
             self.lifecycle.to(State.ENDED, status.describe())
             code = status.exit_code if status.exit_code is not None else 0
-            return self._gone(f"job {self.job_id} is {status.describe()}", code)
+            why = f"job {self.job_id} is {status.describe()}"
+            if diagnostics.unexpected(status):  # Slurm's words and the job's last lines
+                why = await diagnostics.explain(self, why, None)
+            return self._gone(why, code)
         if status.phase is Phase.ENDING:
             return await self._gone_and_end(f"job {self.job_id} is ending ({status.state})", 0)
         self._cached_status = (time.monotonic(), None)

@@ -17,6 +17,11 @@ Placeholders:
 The job's environment (``FIRECRESTSPAWNER_ENV`` with the server's API token) is
 exported by lines inserted after the leading comments and directives: it travels in
 the script body, which FirecREST hands to sbatch on stdin, never in ``--export``.
+``output``
+    The lines that create the job's log folder (``job_log_dir``, mode 700: Slurm does not
+    create folders) and send the script's stdout and stderr to ``job_output`` in it
+    (``#SBATCH --output`` is then ``/dev/null``). Empty without a log folder. A site
+    template without this placeholder gets them right after the job's environment.
 ``setup``
     The site's setup lines (``FirecRESTSpawner.script_setup``), verbatim.
 ``venv``, ``uenv``, ``uenv_view``, ``container_image``
@@ -43,6 +48,7 @@ from .options import JobOptions
 PLACEHOLDERS = frozenset(
     {
         "directives",
+        "output",
         "setup",
         "venv",
         "uenv",
@@ -115,6 +121,9 @@ class ScriptContext:
     extra_directives: list[str] = field(default_factory=list)
     container_engine: str = "edf"
     container_args: list[str] = field(default_factory=list)
+    #: Folder of the job's output (relative to the working directory, or absolute); the
+    #: script creates it. Empty: sbatch writes ``output`` itself (relative to workdir).
+    log_dir: str = ""
     #: Let Slurm requeue the job (False: ``--no-requeue``, the default).
     requeue: bool = False
     #: ``NAME=value`` lines exported at the top of the script body (the job's
@@ -136,24 +145,38 @@ def env_block(env: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def insert_env(script: str, env: dict[str, str]) -> str:
-    """Put :func:`env_block` after the script's leading comment and ``#SBATCH`` lines
-    (sbatch reads directives only up to the first command)."""
-    if not env:
+def insert_env(script: str, env: dict[str, str], after: str = "") -> str:
+    """Put :func:`env_block` (then the lines ``after``) after the script's leading
+    comment and ``#SBATCH`` lines (sbatch reads directives only up to the first command)."""
+    if not env and not after:
         return script
     lines = script.split("\n")
     index = 1 if lines and lines[0].startswith("#!") else 0
     while index < len(lines) and (not lines[index].strip()
                                   or lines[index].lstrip().startswith("#")):
         index += 1
-    return "\n".join(lines[:index] + [env_block(env)] + lines[index:])
+    block = [b for b in (env_block(env) if env else "", after) if b]
+    return "\n".join(lines[:index] + block + lines[index:])
+
+
+def output_lines(context: ScriptContext) -> str:
+    """The ``{{output}}`` lines: create the log folder, send the script's output there."""
+    if not context.log_dir:
+        return ""
+    if not re.fullmatch(r"(?:[A-Za-z0-9_.+-]|%j)+", context.output):
+        raise ValueError(f"job output file name {context.output[:60]!r} must be letters, "
+                         "digits, '_.+-' and %j")
+    folder = shlex.quote(context.log_dir)
+    name = '"' + context.output.replace("%j", "${SLURM_JOB_ID}") + '"'
+    return ("# the job's output goes to its log folder, created here (Slurm creates none)\n"
+            f"mkdir -p -m 700 -- {folder} && exec >{folder}/{name} 2>&1")
 
 
 def directives(options: JobOptions, context: ScriptContext) -> str:
     """The ``#SBATCH`` block for validated ``options``."""
     lines = [
         f"--job-name={safe_job_name(context.job_name)}",
-        f"--output={context.output}",
+        f"--output={'/dev/null' if context.log_dir else context.output}",
     ]
     if options.partition:
         lines.append(f"--partition={options.partition}")
@@ -206,8 +229,10 @@ def launch_command(options: JobOptions, context: ScriptContext) -> str:
 def render(template: str, options: JobOptions, context: ScriptContext) -> str:
     """Fill ``template`` for ``options``; raises ValueError on unknown placeholders."""
     check_template(template)
+    output = output_lines(context)
     values = {
         "directives": directives(options, context),
+        "output": output,
         "setup": context.setup.strip("\n"),
         "venv": shlex.quote(options.venv),
         "uenv": shlex.quote(options.uenv),
@@ -217,4 +242,7 @@ def render(template: str, options: JobOptions, context: ScriptContext) -> str:
         "args": shlex.join(context.args),
         "launch": launch_command(options, context),
     }
-    return insert_env(_PLACEHOLDER.sub(lambda m: values[m.group(1)], template), context.env)
+    script = _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+    if output and "output" not in {m.group(1) for m in _PLACEHOLDER.finditer(template)}:
+        return insert_env(script, context.env, output)
+    return insert_env(script, context.env)

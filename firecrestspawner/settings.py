@@ -14,22 +14,27 @@ be a shell variable name, each value a string.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from traitlets import Bool, Dict, Float, Int, List, Unicode, Union, default, validate
 from traitlets.config import LoggingConfigurable
 
+from . import liveform
 from .compute.hosts import NodeAddressing
 from .config import ConfigError
 from .jobnames import DEFAULT_JOB_NAME, default_hub_id, hub_id_problem, job_name_problem
-from .options import Limits, form_to_options, render_form, validate_options
+from .options import Limits
 from .script import check_directive, check_template, packaged_template
 from .tls import TLSSettingError, ssl_context
 from .tokens import TokenEndpoint
 
 _SYSTEM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# job_log_dir: relative or absolute, format fields allowed, never '..' or shell syntax
+_LOG_DIR_RE = re.compile(r"(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9_.+{}/-]{1,255}\Z")
+# job_output: one file name; %j is the only pattern
+_LOG_NAME_RE = re.compile(r"(?:[A-Za-z0-9_.+-]|%j){1,128}\Z")
 
 
 class FirecRESTSettings(LoggingConfigurable):
@@ -92,7 +97,22 @@ class FirecRESTSettings(LoggingConfigurable):
         "False when another hub (with the same user names) shares the FirecREST account",
     ).tag(config=True)
     job_output = Unicode(
-        "jupyterhub-%j.log", help="sbatch --output of the job, relative to workdir"
+        "jupyterhub-%j.log",
+        help="File name of the job's output (stdout and stderr) in job_log_dir; %j is the "
+        "job id (with an empty job_log_dir: sbatch --output, relative to workdir)",
+    ).tag(config=True)
+    job_log_dir = Unicode(
+        ".jupyterhub-logs",
+        help="Folder of the job's output, relative to workdir or absolute ({username} and "
+        "other format_string fields expanded); the batch script creates it (mode 700) and "
+        "sends its output there. Empty: sbatch writes job_output in workdir itself",
+    ).tag(config=True)
+    diagnostics_lines = Int(
+        20, help="Last lines of the job's output shown when a start fails or a server ends "
+        "unexpectedly (0: none; read through FirecREST's tail, secrets redacted)"
+    ).tag(config=True)
+    diagnostics_bytes = Int(
+        8192, help="At most this many bytes of the job's output are read for diagnostics"
     ).tag(config=True)
     callback_url = Unicode(
         "",
@@ -239,6 +259,19 @@ class FirecRESTSettings(LoggingConfigurable):
         30.0, help="Seconds a token grant at the identity provider may take (separate from "
         "firecrest_timeout, long enough that a rotated refresh token is not lost)"
     ).tag(config=True)
+    live_form = Bool(
+        True, help="Fill the options form from FirecREST (partitions with their state and "
+        "free nodes, reservations, the user's accounts), bounded by the allowed_* lists, and "
+        "refuse choices the cluster does not offer right now"
+    ).tag(config=True)
+    live_form_ttl = Float(
+        60.0, help="Seconds FirecREST's partitions, nodes and reservations (per system) and "
+        "a user's accounts are reused by the live form and start-time checks"
+    ).tag(config=True)
+    live_form_timeout = Float(
+        5.0, help="Seconds the live form waits for FirecREST before showing the site's "
+        "defaults with a note"
+    ).tag(config=True)
     health_check_ttl = Float(
         30.0, help="Before submitting, refuse the start when FirecREST's /status/systems "
         "reports the system's scheduler unhealthy; the answer is reused this many seconds "
@@ -255,12 +288,12 @@ class FirecRESTSettings(LoggingConfigurable):
         return 600
 
     @default("options_form")
-    def _default_options_form(self) -> Callable[[Any], str]:
-        return _options_form
+    def _default_options_form(self) -> Callable[[Any], Awaitable[str]]:
+        return liveform.options_form
 
     @default("options_from_form")
-    def _default_options_from_form(self) -> Callable[..., dict[str, str]]:
-        return _options_from_form
+    def _default_options_from_form(self) -> Callable[..., Awaitable[dict[str, Any]]]:
+        return liveform.options_from_form
 
     @default("hub_id")
     def _default_hub_id(self) -> str:
@@ -348,7 +381,33 @@ class FirecRESTSettings(LoggingConfigurable):
                               f"{proposal['value']} must be positive")
         return float(proposal["value"])
 
-    @validate("poll_retries", "not_found_recheck", "reconcile_interval", "not_found_grace")
+    @validate("job_log_dir")
+    def _check_job_log_dir(self, proposal: Any) -> str:
+        value = str(proposal["value"])
+        if value and not _LOG_DIR_RE.match(value):
+            raise ConfigError(f"FirecRESTSpawner.job_log_dir: {value!r} must be a path of "
+                              "letters, digits and '_.+-/{}' (no spaces, quotes or '..'), "
+                              "e.g. '.jupyterhub-logs' or '/scratch/{username}/logs'")
+        return value
+
+    @validate("job_output")
+    def _check_job_output(self, proposal: Any) -> str:
+        value = str(proposal["value"])
+        if not _LOG_NAME_RE.match(value):
+            raise ConfigError(f"FirecRESTSpawner.job_output: {value!r} must be a file name of "
+                              "letters, digits, '_.+-' and %j (the job id), e.g. "
+                              "'jupyterhub-%j.log'")
+        return value
+
+    @validate("live_form_timeout")
+    def _check_live_timeout(self, proposal: Any) -> float:
+        if proposal["value"] <= 0:
+            raise ConfigError(f"FirecRESTSpawner.live_form_timeout: {proposal['value']} "
+                              "must be positive")
+        return float(proposal["value"])
+
+    @validate("poll_retries", "not_found_recheck", "reconcile_interval", "not_found_grace",
+              "live_form_ttl", "diagnostics_lines", "diagnostics_bytes")
     def _check_not_negative(self, proposal: Any) -> Any:
         if proposal["value"] < 0:
             raise ConfigError(f"FirecRESTSpawner.{proposal['trait'].name}: "
@@ -463,19 +522,6 @@ class FirecRESTSettings(LoggingConfigurable):
         if self.authenticator is not None and self.token_endpoint() is None:
             fail("token_url", "no OAuth token endpoint is known for refreshing user tokens: "
                  "set FirecRESTSpawner.token_url or GenericOAuthenticator.token_url")
-
-
-def _options_form(spawner: Any) -> str:
-    """Default options_form: the form for the spawner's limits."""
-    return render_form(spawner.limits())
-
-
-def _options_from_form(formdata: dict[str, list[str]], spawner: Any = None) -> dict[str, Any]:
-    """Default options_from_form: flatten and validate (errors show on the form)."""
-    options = form_to_options(formdata)
-    if spawner is not None:
-        return validate_options(options, spawner.limits()).as_user_options()
-    return dict(options)
 
 
 def node_addressing(value: dict[str, Any]) -> NodeAddressing:

@@ -35,6 +35,7 @@ from tornado import web
 
 from . import (
     api,  # noqa: F401  (registers the callback handler with JupyterHub)
+    liveform,
     walltime,
 )
 from .callback import CallbackBinding
@@ -81,6 +82,7 @@ class FirecRESTSpawner(walltime.WalltimeMixin, StartFlow, PollFlow, CallbackBind
         context = ScriptContext(
             job_name=self.format_string(self.job_name),
             output=self.job_output,
+            log_dir=self.format_string(self.job_log_dir),
             args=list(self.get_args()),
             setup=self.script_setup,
             extra_directives=list(self.extra_directives),
@@ -113,7 +115,7 @@ class FirecRESTSpawner(walltime.WalltimeMixin, StartFlow, PollFlow, CallbackBind
         :class:`~.errors.InternalError` sentence; JupyterHub then stops the server.
         """
         try:
-            options = self.job_options()
+            options = await liveform.checked_options(self)  # site limits and live data
             try:
                 script = self.render_script(options)
             except ValueError as exc:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from . import health, readiness, walltime
+from . import diagnostics, health, readiness, walltime
 from .compute.hosts import NO_NODES
 from .ending import JobEnding
 from .errors import JobEnded, LoginRequired, StartFailed, StartTimeout
@@ -81,6 +81,7 @@ class StartFlow(JobEnding):
                                  reason, self.job_id)
                 await asyncio.shield(self._end_job(f"start failed: {reason}",
                                                    min(self.stop_timeout, 30.0)))
+                await diagnostics.annotate(self, exc)  # the job's last output lines
                 raise
             self.job_host, self.job_port = host, port
             self.lifecycle.to(State.RUNNING, "callback received")
@@ -223,11 +224,9 @@ class StartFlow(JobEnding):
             return None
 
     def _ended_message(self, status: JobStatus) -> str:
-        log_file = self.job_output.replace("%j", status.job_id)
-        where = self.job_workdir or "the working directory"
         return (
             f"Job {status.job_id} ended before JupyterLab started: {status.describe()}. "
-            f"See {log_file} in {where} on {self.job_system}"
+            f"Its output is {diagnostics.output_path(self, status.job_id)} on {self.job_system}"
         )
 
     def _in_not_found_grace(self) -> bool:

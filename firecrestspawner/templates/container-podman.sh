@@ -7,6 +7,7 @@
 # job's working directory and home are mounted at the same paths; the container runs as
 # the job user's uid and gid (whatever USER the image names).
 # The spawner validated every value below and shell-quoted those that come from users.
+{{output}}
 # The hub's variables are passed by name (--env NAME*), never as values on a command line.
 {{setup}}
 mounts=(--volume "$HOME:$HOME")

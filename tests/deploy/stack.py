@@ -562,7 +562,8 @@ def check_host() -> None:
 def _job_files(user: str, job_dir: str) -> str:
     home = Path(pwd.getpwnam(user).pw_dir) / job_dir
     texts = []
-    for path in sorted(home.glob("jupyterhub-*.log"), key=lambda p: p.stat().st_mtime)[-3:]:
+    found = [*home.glob("jupyterhub-*.log"), *home.glob(".jupyterhub-logs/jupyterhub-*.log")]
+    for path in sorted(found, key=lambda p: p.stat().st_mtime)[-3:]:
         texts.append(f"--- {path}\n{path.read_text(errors='replace')[-6000:]}")
     return "\n".join(texts) or "(no job output files)"
 

@@ -245,7 +245,7 @@ def test_spawn_lab_restart_hub_and_stop(
 
     def job_output() -> str:
         texts = []
-        for path in sorted(job_workdir.glob("*")):
+        for path in sorted([*job_workdir.glob("*"), *job_workdir.glob(".jupyterhub-logs/*")]):
             if path.is_file():
                 texts.append(f"--- {path.name}\n{path.read_text(errors='replace')[-8000:]}")
         for job_id in job_ids:

@@ -62,7 +62,7 @@ async def test_real_launcher_and_jupyterlab(make_hub: Any, double: FirecrestDoub
 
     events = await start_server(client)
 
-    log = (tmp_path / f"jupyterhub-{user.spawner.job_id}.log")
+    log = tmp_path / ".jupyterhub-logs" / f"jupyterhub-{user.spawner.job_id}.log"
     assert events[-1].get("ready"), (events, log.read_text() if log.exists() else "no log")
     spawner = user.spawner
     assert spawner.server.ip == "127.0.0.1" and spawner.server.port > 0

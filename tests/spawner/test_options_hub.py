@@ -65,8 +65,8 @@ async def test_options_form_posts_validated_options(
 
     form = await spawner.get_options_form()
     assert 'name="partition"' in form and '<option value="debug">' in form
-    options = spawner.run_options_from_form({"partition": ["debug"], "time": ["90"],
-                                             "_xsrf": ["x"]})
+    options = await spawner.run_options_from_form({"partition": ["debug"], "time": ["90"],
+                                                   "_xsrf": ["x"]})
     assert options["partition"] == "debug" and options["time"] == "0-01:30:00"
     with pytest.raises(ValueError, match="partition"):
-        spawner.run_options_from_form({"partition": ["debug\n#SBATCH --x"]})
+        await spawner.run_options_from_form({"partition": ["debug\n#SBATCH --x"]})
