@@ -510,15 +510,17 @@ class SimulatedScheduler:
                 for r in self.reservations]
 
     # -- direct control (call in the double's loop) ----------------------------------
-    async def end_job(self, job_id: str, state: str = "NODE_FAIL", exit_code: int = 0) -> None:
-        """End a live job now with ``state`` (e.g. a node failure under a running lab)."""
+    async def end_job(self, job_id: str, state: str = "NODE_FAIL", exit_code: int = 0,
+                      reason: str = "None") -> None:
+        """End a live job now with ``state`` and ``reason`` (e.g. a node failure under a
+        running lab)."""
         job = self.jobs_by_id[job_id]
         if job.finished:
             raise ValueError(f"job {job_id} already ended {job.state}")
         if job.task and not job.task.done() and job.task is not asyncio.current_task():
             job.task.cancel()
         await self._kill(job)
-        self._terminal(job, state, exit_code)
+        self._terminal(job, state, exit_code, reason)
 
     async def requeue(self, job_id: str, *, state: str = "PENDING", reason: str = "BeginTime",
                       run_again_after: float | None = None) -> None:

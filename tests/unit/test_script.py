@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pathlib
 import shlex
+import stat
 import subprocess
 
 import pytest
@@ -104,3 +106,40 @@ def test_job_names() -> None:
     assert safe_job_name("jupyterhub-a b;c") == "jupyterhub-a-b-c"
     assert safe_job_name("") == "jupyterhub"
     assert len(safe_job_name("x" * 100)) == 64
+
+
+@pytest.mark.parametrize("environment, engine", [
+    ("native", "edf"), ("uenv", "edf"), ("container", "edf"), ("container", "pyxis"),
+    ("container", "podman")])
+def test_every_template_sends_its_output_to_the_log_folder(
+        environment: str, engine: str, tmp_path: pathlib.Path) -> None:
+    """Each packaged template creates the log folder (mode 700) before its first command and
+    sends stdout and stderr there; sbatch's own --output is /dev/null."""
+    options = JobOptions(environment=environment, uenv="prgenv-gnu/24.11:v1",
+                         uenv_view="default", container_image="pytorch-25.10")
+    context = ScriptContext(**{**CONTEXT.__dict__, "container_engine": engine,
+                               "log_dir": ".jupyterhub-logs", "setup": "echo set-up; exit 3",
+                               "env": {"FIRECRESTSPAWNER_ENV": "e30"}})
+    script = render(packaged_template(environment, engine), options, context)
+    assert "#SBATCH --output=/dev/null" in script.splitlines()
+    lines = script.splitlines()
+    redirect = next(i for i, line in enumerate(lines) if line.startswith("mkdir -p -m 700"))
+    assert lines.index("export FIRECRESTSPAWNER_ENV=e30") < redirect < lines.index(
+        "echo set-up; exit 3")
+    done = subprocess.run(["bash", "-s"], input=script, text=True, cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "SLURM_JOB_ID": "42"},
+                          capture_output=True, check=False)
+    assert done.returncode == 3 and done.stdout == ""
+    log = tmp_path / ".jupyterhub-logs" / "jupyterhub-42.log"
+    assert log.read_text() == "set-up\n"
+    assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700
+
+
+def test_a_site_template_without_the_output_placeholder_gets_it_after_the_environment() -> None:
+    template = "#!/bin/bash\n{{directives}}\n# site\nmodule load x\nfirecrestspawner-singleuser\n"
+    context = ScriptContext(log_dir="/scratch/alice/logs", output="lab-%j.out",
+                            env={"A": "b"})
+    lines = render(template, JobOptions(), context).splitlines()
+    assert lines[lines.index("export A=b") + 2:][:2] == [
+        ('mkdir -p -m 700 -- /scratch/alice/logs && exec >/scratch/alice/logs/'
+         '"lab-${SLURM_JOB_ID}.out" 2>&1'), "module load x"]
