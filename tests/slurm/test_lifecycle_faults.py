@@ -99,7 +99,7 @@ class Kit:
         return len(path.read_text().split()) if path.exists() else 0
 
     def output(self, job_id: str) -> str:
-        path = self.workdir / f"jupyterhub-{job_id}.log"
+        path = self.workdir / ".jupyterhub-logs" / f"jupyterhub-{job_id}.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else "(no output)"
 
 
