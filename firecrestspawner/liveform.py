@@ -17,7 +17,7 @@ allow-lists; :func:`options_form` renders the form (each partition with its stat
 free nodes; a visible note when FirecREST could not answer, then the site's lists);
 :func:`check_live` refuses a choice the same data does not allow (a partition that is
 not listed or not UP, an account or reservation not listed), for the form and for
-``user_options`` sent to the REST API alike (``start()`` calls :func:`checked_options`).
+``user_options`` sent to the REST API alike (``start()`` calls :func:`gate`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any
 
 from .errors import InvalidOptions, LoginRequired
 from .gateway import Failure, GatewayError, JobGateway
+from .lifecycle import State
 from .options import (
     JobOptions,
     Limits,
@@ -376,21 +377,24 @@ async def options_from_form(formdata: dict[str, list[str]], spawner: Any = None)
     return job.as_user_options()
 
 
-async def checked_options(spawner: Any) -> JobOptions:
-    """The spawner's validated options, also checked against the live data (``start()``);
-    refusals raise :class:`~.errors.InvalidOptions` (HTTP 400) naming the field."""
-    options = spawner.job_options()
+async def gate(spawner: Any, options: JobOptions) -> None:
+    """Check a start's validated ``options`` against the live data, before anything is
+    submitted (``start()``, so the form and the REST API alike): a refusal raises
+    :class:`~.errors.InvalidOptions` (HTTP 400) naming the field, a token that needs a
+    new login :class:`~.errors.LoginRequired`; the server goes back to IDLE."""
     view = await _view(spawner)
-    if view is not None and view.login_required:
+    if view is None:
+        return
+    if view.login_required:
+        spawner.lifecycle.to(State.IDLE, "no token for the live data")
         raise LoginRequired("Cannot get a FirecREST access token, nothing was submitted: "
                             + view.login_required)
-    if view is not None:
-        try:
-            check_live(options, spawner.limits(), view, spawner.system)
-        except OptionError as exc:
-            raise InvalidOptions(f"Invalid server option {exc}") from None
-    return options
+    try:
+        check_live(options, spawner.limits(), view, spawner.system)
+    except OptionError as exc:
+        spawner.lifecycle.to(State.IDLE, "options refused by the live data")
+        raise InvalidOptions(f"Invalid server option {exc}") from None
 
 
-__all__ = ["ClusterView", "Partition", "check_live", "checked_options", "cluster_view",
+__all__ = ["ClusterView", "Partition", "check_live", "cluster_view", "gate",
            "offer", "options_form", "options_from_form", "parse_partitions"]

@@ -115,12 +115,13 @@ class FirecRESTSpawner(walltime.WalltimeMixin, StartFlow, PollFlow, CallbackBind
         :class:`~.errors.InternalError` sentence; JupyterHub then stops the server.
         """
         try:
-            options = await liveform.checked_options(self)  # site limits and live data
+            options = self.job_options()
             try:
                 script = self.render_script(options)
             except ValueError as exc:
                 raise StartFailed(f"Cannot write the batch script: {exc}", 500) from None
-            return await self._start_job(script, self.format_string(self.workdir))
+            return await self._start_job(script, self.format_string(self.workdir),
+                                         gate=lambda: liveform.gate(self, options))
         except (web.HTTPError, asyncio.CancelledError):
             raise  # StartFailed (a sentence), JupyterHub's own errors, a cancelled start
         except Exception as exc:

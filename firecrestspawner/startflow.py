@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from . import diagnostics, health, readiness, walltime
 from .compute.hosts import NO_NODES
@@ -34,9 +35,11 @@ from .slurm import JobStatus, Phase
 class StartFlow(JobEnding):
     """Submit a server's job and wait for it to come up (see the module text)."""
 
-    async def _start_job(self, script: str, workdir: str) -> tuple[str, int]:
+    async def _start_job(self, script: str, workdir: str,
+                         gate: Callable[[], Awaitable[None]] | None = None) -> tuple[str, int]:
         """Submit ``script`` in ``workdir`` and wait for the job's callback; returns
-        ``(host, port)`` or raises :class:`~.errors.StartFailed` (job ended first)."""
+        ``(host, port)`` or raises :class:`~.errors.StartFailed` (job ended first).
+        ``gate`` may refuse the start before anything is submitted (the live data)."""
         loop = asyncio.get_running_loop()
         self._start_began = time.monotonic()
         self._stop_requested = False
@@ -56,6 +59,8 @@ class StartFlow(JobEnding):
         self.lifecycle.to(State.SUBMITTING, "start")
         try:
             gw = self.gateway()
+            if gate is not None:
+                await gate()  # choices the cluster does not offer now: nothing submitted
             await health.gate(self)  # an unhealthy scheduler: no job, a clear message
             self._event(5, f"Submitting the JupyterLab job to {self.system}")
             try:
