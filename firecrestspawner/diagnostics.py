@@ -151,6 +151,9 @@ async def annotate(spawner: Any, exc: BaseException) -> None:
             or not spawner.job_id or spawner._stop_requested):
         return
     text = await report(spawner, None)
+    path = output_path(spawner, spawner.job_id)
+    if path in str(exc):  # the message already names the file
+        text = text.replace(f"Last lines of {path}:", "Its last lines:")
     if text:
         spawner.log.warning("%s: job %s: start failed: %s %s", spawner._log_name,
                             spawner.job_id, redact(str(exc)), text)

@@ -100,7 +100,7 @@ async def test_launch_failure_shows_the_jobs_own_output(
     log = Path(kit.workdir) / ".jupyterhub-logs" / f"jupyterhub-{job_id}.log"
     assert f"Job {job_id} ended before JupyterLab started: FAILED (NonZeroExitCode), " \
            "exit code 127" in message, message
-    assert f"Last lines of {log}:" in message
+    assert f"Its output is {log} on {SYSTEM}. Its last lines:\n" in message
     assert "/opt/missing-venv/bin/activate: No such file or directory" in message
     assert "firecrestspawner-singleuser: not found" in message
     assert "starting with [redacted]" in message

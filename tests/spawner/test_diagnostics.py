@@ -60,7 +60,7 @@ async def test_launch_failure_shows_state_reason_and_last_lines_without_secrets(
     log = tmp_path / ".jupyterhub-logs" / f"jupyterhub-{job_id}.log"
     assert f"Job {job_id} ended before JupyterLab started: FAILED (NonZeroExitCode), " \
            "exit code 127" in message
-    assert f"Last lines of {log}:" in message
+    assert f"Its output is {log} on cluster. Its last lines:\n" in message
     assert "/opt/missing-venv/bin/activate: No such file or directory" in message
     assert "firecrestspawner-singleuser: not found" in message
     assert "environment: [redacted]" in message and "Authorization: Bearer [redacted]" in message

@@ -101,9 +101,9 @@ async def test_spawn_page_shows_live_partitions_with_state_and_free_nodes(
 
 
 async def test_firecrest_down_gives_site_defaults_and_a_note(
-        make_hub: Any, double: FirecrestDouble) -> None:
+        make_hub: Any, double: FirecrestDouble, compute: FakeCompute) -> None:
     app = await make_hub(allowed_accounts=["proj1"], default_account="proj1")
-    user, _, _ = await login(app, double)
+    user, client, _ = await login(app, double)
     for route in (PARTITIONS, NODES, RESERVATIONS, USERINFO):
         double.faults.add(route, count=5, status=503, message="maintenance")
 
@@ -116,6 +116,9 @@ async def test_firecrest_down_gives_site_defaults_and_a_note(
     assert "503" in note.group(1) and "site's defaults" in note.group(1)
     assert options(page, "partition") == {"normal": "normal", "debug": "debug"}
     assert options(page, "account") == {"proj1": "proj1"}
+    # a start meanwhile is checked against the site's limits only (sbatch decides)
+    events = await start_server(client, options={"partition": "normal"})
+    assert events[-1].get("ready"), events
 
 
 async def test_partition_not_offered_is_refused_with_a_sentence(
