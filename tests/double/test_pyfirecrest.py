@@ -122,3 +122,37 @@ async def test_partitions_reservations_and_reservation_check(
         await client.submit("cluster", working_dir="/w", script_str=SCRIPT,
                             reservation="nope")
     assert "Requested reservation is invalid" in e.value.responses[-1].json()["message"]
+
+
+async def test_partition_states_and_nodes(fc: FirecrestDouble, client: AsyncFirecrest) -> None:
+    sched = fc.scheduler
+    sched.partition_states["debug"] = "DOWN"  # type: ignore[attr-defined]
+    sched.node_states["nid000002"] = ["IDLE", "DRAIN"]  # type: ignore[attr-defined]
+    states = {p["name"]: (p["partition"], p["totalNodes"])
+              for p in await client.partitions("cluster")}
+    assert states == {"normal": ("UP", 8), "debug": ("DOWN", 8)}
+    job = await client.submit("cluster", working_dir="/w", script_str=SCRIPT)
+    for _ in range(100):  # bounded: the job runs after the 0.2 s queue delay
+        nodes = {n["name"]: n["state"] for n in await client.nodes("cluster")}
+        if nodes["nid000001"] == ["ALLOCATED"]:
+            break
+        await asyncio.sleep(0.05)
+    assert nodes["nid000001"] == ["ALLOCATED"], (job, nodes)
+    assert nodes["nid000002"] == ["IDLE", "DRAIN"] and nodes["nid000003"] == ["IDLE"]
+
+
+async def test_tail_by_bytes_and_lines(fc: FirecrestDouble, client: AsyncFirecrest) -> None:
+    root = Path(fc.filesystems[0].path)
+    (root / "out.log").write_text("".join(f"line {i}\n" for i in range(30)))
+    last = await client.tail("cluster", str(root / "out.log"), num_lines=2)
+    assert last["content"] == "line 28\nline 29\n" and last["contentType"] == "lines"
+    assert last["endPosition"] == (root / "out.log").stat().st_size
+    tail = await client.tail("cluster", str(root / "out.log"), num_bytes=8)
+    assert tail["content"] == "\nline 29\n"[-8:] and tail["contentType"] == "bytes"
+    assert (await client.tail("cluster", str(root / "out.log")))["content"].count("\n") == 10
+    skipped = await client.tail("cluster", str(root / "out.log"), num_lines=28,
+                                exclude_beginning=True)
+    assert skipped["content"] == "line 28\nline 29\n"
+    with pytest.raises(UnexpectedStatusException) as e:
+        await client.tail("cluster", str(root / "missing.log"))
+    assert "No such file or directory" in e.value.responses[-1].json()["message"]
