@@ -124,8 +124,13 @@ def _events(container: Any, since: float) -> list[tuple[float, str]]:
 def _job_log(user: str, job_dir: str, job_id: str) -> str:
     import pwd
 
-    path = Path(pwd.getpwnam(user).pw_dir) / job_dir / f"jupyterhub-{job_id}.log"
-    return path.read_text(errors="replace") if path.exists() else ""
+    base = Path(pwd.getpwnam(user).pw_dir) / job_dir
+    # the spawner's default log folder, or workdir itself (job_log_dir = "")
+    for path in (base / ".jupyterhub-logs" / f"jupyterhub-{job_id}.log",
+                 base / f"jupyterhub-{job_id}.log"):
+        if path.exists():
+            return path.read_text(errors="replace")
+    return ""
 
 
 def fill(dep: stack.Deployment, t: Timeline) -> None:
