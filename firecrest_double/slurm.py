@@ -167,6 +167,8 @@ class SlurmScheduler:
         self.submitted: list[str] = []
         #: ``stop()`` cancels them (tests); False keeps them, as a restarted FirecREST does.
         self.cancel_on_stop = cancel_on_stop
+        #: Slurm commands still running for requests that went away (see :meth:`_run`).
+        self._commands: set[asyncio.Future[tuple[bytes, bytes]]] = set()
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -177,6 +179,8 @@ class SlurmScheduler:
 
     async def stop(self) -> None:
         """Cancel the jobs this backend submitted that still run (``cancel_on_stop``)."""
+        if self._commands:  # commands of requests that went away: let them finish
+            await asyncio.wait(set(self._commands), timeout=self.command_timeout)
         if not self.cancel_on_stop:
             return
         try:
@@ -235,14 +239,17 @@ class SlurmScheduler:
             stderr=asyncio.subprocess.PIPE,
             cwd="/",
         )
+        # A request that goes away (the client timed out: the HTTP handler is cancelled)
+        # does not stop its command, as on FirecREST: it finishes and is reaped here.
+        work = asyncio.ensure_future(
+            proc.communicate(stdin.encode() if stdin is not None else None))
+        self._commands.add(work)
+        work.add_done_callback(self._command_done)
         try:
-            out, err = await asyncio.wait_for(
-                proc.communicate(stdin.encode() if stdin is not None else None),
-                self.command_timeout,
-            )
+            out, err = await asyncio.wait_for(asyncio.shield(work), self.command_timeout)
         except asyncio.TimeoutError:
             proc.kill()
-            await proc.wait()
+            await asyncio.wait({work}, timeout=self.command_timeout)
             raise SchedulerError(
                 f"'{cmd[0]}' did not answer within {self.command_timeout:.0f}s "
                 "(is slurmctld running? scripts/slurm-up.sh)",
@@ -253,6 +260,11 @@ class SlurmScheduler:
         if check and rc != 0:
             raise SchedulerError(stderr.strip() or stdout.strip() or f"{cmd[0]} failed", rc)
         return rc, stdout, stderr
+
+    def _command_done(self, work: asyncio.Future[tuple[bytes, bytes]]) -> None:
+        self._commands.discard(work)
+        if not work.cancelled():
+            work.exception()  # retrieved: an error of a request that went away is moot
 
     # -- submit -----------------------------------------------------------------------
     @staticmethod

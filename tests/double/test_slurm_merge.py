@@ -3,8 +3,10 @@ commands' answers are recorded Slurm 22.05 output fed to the backend."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,3 +97,20 @@ async def test_sacct_failing_is_an_accounting_error_never_not_found(
     for call in (backend.jobs("f7tuser", "7"), backend.jobs("f7tuser")):
         with pytest.raises(AccountingError, match=message):
             await call
+
+
+async def test_a_command_finishes_when_its_request_goes_away(tmp_path: Path) -> None:
+    """A client that times out cancels the HTTP handler; the Slurm command (an sbatch,
+    say) still finishes, as on FirecREST, and is reaped, by stop() at the latest."""
+    scheduler = SlurmScheduler("cluster", cancel_on_stop=False)
+    done = tmp_path / "done"
+    request = asyncio.ensure_future(
+        scheduler._run(["sh", "-c", f"sleep 0.3; echo finished > {done}"]))
+    await asyncio.sleep(0.1)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    assert scheduler._commands and not done.exists()
+
+    await scheduler.stop()
+    assert done.read_text() == "finished\n" and not scheduler._commands
