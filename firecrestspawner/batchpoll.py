@@ -121,8 +121,8 @@ def _add(out: dict[str, JobStatus], record: Any) -> None:
 class JobLister:
     """The hub's shared job listing of one system (see the module text).
 
-    ``fetch`` returns the raw body of one listing request (a bounded, classified
-    gateway call that raises :class:`~.gateway.GatewayError`).
+    ``gateway`` bounds and classifies the listing request (its ``auth`` is the service
+    account's token object); ``http`` sends it to ``url`` (FirecREST's base URL).
     """
 
     system: str
