@@ -331,11 +331,15 @@ def note_html(view: ClusterView, system: str) -> str:
     """The visible note when FirecREST could not answer (empty otherwise)."""
     if not view.problems:
         return ""
+    if view.partitions is None:
+        lead, which = "what", "The choices below are this site's defaults"
+    else:  # the partitions are live, something else is not
+        lead, which = "all that", "Where it could not answer, the choices are this site's defaults"
     return ('<div class="alert alert-warning" role="alert" id="fs-live-note">'
-            f"FirecREST could not tell what {html.escape(system)} offers right now ("
+            f"FirecREST could not tell {lead} {html.escape(system)} offers right now ("
             + html.escape("; ".join(view.problems)) +
-            "). The choices below are this site's defaults; a choice the cluster cannot "
-            "take is refused when the server starts.</div>")
+            f"). {which}; a choice the cluster cannot take is refused when the server "
+            "starts.</div>")
 
 
 async def options_form(spawner: Any) -> str:

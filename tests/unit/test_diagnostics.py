@@ -65,3 +65,16 @@ def test_free_nodes_per_partition_and_site_bounds() -> None:
             raise AssertionError(f"{options} accepted")
     # nothing known from FirecREST: the site's lists as they are
     assert offer(site, ClusterView()) == site
+
+
+def test_the_note_says_what_could_not_be_read() -> None:
+    from firecrestspawner.liveform import note_html
+
+    assert note_html(ClusterView(), "cl") == ""
+    total = note_html(ClusterView(problems=("partitions: FirecREST answered 503",)), "cl")
+    assert "could not tell what cl offers" in total and "this site&#x27;s" not in total
+    assert "The choices below are this site's defaults" in total and "503" in total
+    partial = note_html(ClusterView((Partition("normal", "UP"),), problems=(
+        "nodes: FirecREST answered 501: <not implemented>",)), "cl")
+    assert "could not tell all that cl offers" in partial
+    assert "&lt;not implemented&gt;" in partial and "Where it could not answer" in partial
