@@ -137,6 +137,8 @@ class JobLister:
     requests: int = 0
     #: Jobs found alive per job after being absent from two listings.
     blind: int = 0
+    #: The event loop the lister (and its HTTP client) belongs to.
+    loop: asyncio.AbstractEventLoop | None = None
     _task: asyncio.Task[None] | None = None
     _waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     _absent: dict[str, float] = field(default_factory=dict)
@@ -239,13 +241,13 @@ def lister_for(spawner: Any, gateway: JobGateway) -> JobLister:
     system = spawner.job_system or spawner.system
     key = (id(loop), spawner.firecrest_url, system, spawner.service_client_id)
     lister = _listers.get(key)
-    if lister is None:
+    if lister is None or lister.loop is not loop:  # (a new loop may reuse a dead one's id)
         http = httpx.AsyncClient(verify=ssl_context(spawner.verify_tls),
                                  timeout=spawner.firecrest_timeout)
         metrics.count_session_requests(http, spawner.firecrest_url)
         lister = _listers[key] = JobLister(
             system, JobGateway(http, gateway.auth, spawner.firecrest_timeout * 2), http,
-            spawner.firecrest_url.rstrip("/"))
+            spawner.firecrest_url.rstrip("/"), loop=loop)
     return lister
 
 
@@ -277,7 +279,9 @@ async def job_status(spawner: Any, gateway: JobGateway) -> JobStatus:
 
 
 async def close_all() -> None:
-    """Close every lister of this process (tests)."""
+    """Close the listers of the running loop and forget every lister (tests)."""
+    loop = asyncio.get_running_loop()
     for lister in list(_listers.values()):
-        await lister.close()
+        if lister.loop is loop:
+            await lister.close()
     _listers.clear()

@@ -38,6 +38,15 @@ JOB = "GET /compute/{system_name}/jobs/{job_id}"
 async def test_one_listing_polls_the_server_and_sees_an_admin_scancel(
         make_hub: Any, double: FirecrestDouble, kit: Kit,  # noqa: F811  (fixtures)
         monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        await _batched_polling_on_slurm(make_hub, double, kit, monkeypatch)
+    finally:
+        await batchpoll.close_all()  # the hub's shared listing belongs to this test's loop
+
+
+async def _batched_polling_on_slurm(
+        make_hub: Any, double: FirecrestDouble, kit: Kit,  # noqa: F811  (fixtures' names)
+        monkeypatch: pytest.MonkeyPatch) -> None:
     account = double.idp.register_client("jhub-poller", username=kit.user)
     app = await make_hub(service_client_id=account.client_id,
                          service_client_secret=account.secret)
