@@ -53,7 +53,7 @@ def dockerfiles(root: Path = REPO_ROOT) -> list[Path]:
     return [
         p
         for p in project_files(root / "images")
-        if p.name == "Dockerfile" or p.suffix == ".Dockerfile"
+        if p.name == "Dockerfile" or p.name.startswith("Dockerfile.") or p.suffix == ".Dockerfile"
     ]
 
 

@@ -105,6 +105,13 @@ def standin_ref(spec: Standin, arch: str | None = None) -> str:
     return spec.ref if arch is None else f"{local_repository(f'standin-{spec.kind}', arch)}:latest"
 
 
+def emulated_dockerfile(kind: str) -> Path | None:
+    """``images/standin/<kind>/Dockerfile.emulated``, used instead of the Dockerfile for a
+    foreign platform (under qemu) when present; None when absent."""
+    path = STANDIN_DIR / kind / "Dockerfile.emulated"
+    return path if path.is_file() else None
+
+
 def build_standin(
     spec: Standin,
     rebuild: bool = False,
@@ -125,10 +132,16 @@ def build_standin(
     dockerfile = STANDIN_DIR / spec.kind / "Dockerfile"
     if not dockerfile.is_file():
         raise StandinError(f"no {dockerfile}: every [standins.{spec.kind}] needs a Dockerfile")
+    extra_args: dict[str, str] = {}
     if platform is not None and arch is not None:
         from f7tbuild.emulation import make_rootfs as make_foreign_rootfs
 
         rootfs = make_foreign_rootfs(spec.suite, platform, rebuild=rebuild_rootfs)
+        emulated = emulated_dockerfile(spec.kind)
+        if emulated is not None:
+            # It copies architecture-independent files from the host's own stand-in.
+            dockerfile = emulated
+            extra_args["HOST_STANDIN"] = build_standin(spec, ca_bundle=ca_bundle)
     else:
         rootfs = make_rootfs(spec.suite, rebuild=rebuild_rootfs)
     with ca.serve(ca_bundle) as ca_url:
@@ -138,7 +151,12 @@ def build_standin(
                 dockerfile=dockerfile,
                 context=dockerfile.parent,
                 tags=[ref],
-                build_args={"ROOTFS": rootfs, "CA_URL": ca_url, **version_args(spec.versions)},
+                build_args={
+                    "ROOTFS": rootfs,
+                    "CA_URL": ca_url,
+                    **version_args(spec.versions),
+                    **extra_args,
+                },
                 labels={
                     STANDIN_LABEL: "true",
                     "org.f7t4jhub.standin.kind": spec.kind,
