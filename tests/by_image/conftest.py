@@ -85,6 +85,25 @@ def ca_bundle(request: pytest.FixtureRequest) -> Path | None:
     return Path(value) if value else None
 
 
+#: How many times longer a container may take to come up when its image is for another
+#: architecture and runs under qemu (``nox -s build-arm64``); waits stay bounded.
+EMULATED_SLOWDOWN = 6.0
+
+
+def slowdown(ref: str) -> float:
+    """1 for an image of this host's architecture, EMULATED_SLOWDOWN for an emulated one."""
+    from f7tbuild.platforms import foreign_arch
+
+    arch = engine.inspect(ref).get("Architecture") or None
+    return EMULATED_SLOWDOWN if foreign_arch(arch) is not None else 1.0
+
+
+@pytest.fixture(scope="session")
+def patience(image_ref: str) -> float:
+    """The factor the checks' waits are multiplied by for the image under test (slowdown)."""
+    return slowdown(image_ref)
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:

@@ -61,7 +61,7 @@ def inspect(ref: str) -> dict:
 
 
 @pytest.fixture
-def proxy(image_ref: str, run_container):
+def proxy(image_ref: str, run_container, patience: float):
     """A running chp with free proxy/API ports on loopback: (name, host, proxy_port, api_port)."""
     port, api = free_port(), free_port()
     name, host = run_container(
@@ -73,7 +73,7 @@ def proxy(image_ref: str, run_container):
         env={"CONFIGPROXY_AUTH_TOKEN": TOKEN, "CHP_HEALTHCHECK_PORT": str(port)},
         health_interval_s=1,
     )
-    wait_http(f"http://127.0.0.1:{port}/_chp_healthz", name)
+    wait_http(f"http://127.0.0.1:{port}/_chp_healthz", name, timeout=30 * patience)
     return name, host, port, api
 
 
@@ -136,11 +136,11 @@ def test_healthz_answers_ok(proxy) -> None:
     assert json.loads(body) == {"status": "OK"}
 
 
-def test_docker_healthcheck_turns_healthy(image_ref: str, proxy) -> None:
+def test_docker_healthcheck_turns_healthy(image_ref: str, proxy, patience: float) -> None:
     name, _, _, _ = proxy
     test = inspect(image_ref)["Config"]["Healthcheck"]["Test"]
     assert test[0] == "CMD" and test[-1].endswith("healthcheck.js")
-    deadline, state = time.monotonic() + 30, ""
+    deadline, state = time.monotonic() + 30 * patience, ""
     while time.monotonic() < deadline:
         attrs = engine.client().containers.get(name).attrs
         state = ((attrs.get("State") or {}).get("Health") or {}).get("Status", "")
@@ -175,7 +175,9 @@ def test_route_added_through_api_proxies_to_target(proxy, target: int) -> None:
     assert routes["/probe"]["target"] == f"http://127.0.0.1:{target}"
 
 
-def test_token_from_file(image_ref: str, run_container, tmp_path: Path) -> None:
+def test_token_from_file(
+    image_ref: str, run_container, tmp_path: Path, patience: float
+) -> None:
     secret = tmp_path / "token"
     secret.write_text("file-token-abcdef0123456789\n")
     secret.chmod(0o644)
@@ -189,7 +191,7 @@ def test_token_from_file(image_ref: str, run_container, tmp_path: Path) -> None:
         env={"CONFIGPROXY_AUTH_TOKEN_FILE": "/run/secrets/chp-token"},
         volumes={str(secret): "/run/secrets/chp-token"},
     )
-    wait_http(f"http://127.0.0.1:{port}/_chp_healthz", name)
+    wait_http(f"http://127.0.0.1:{port}/_chp_healthz", name, timeout=30 * patience)
     url = f"http://127.0.0.1:{api}/api/routes"
     assert http(url, token="file-token-abcdef0123456789")[0] == 200
     assert http(url)[0] == 403

@@ -29,7 +29,7 @@ else:  # pragma: no cover - Python 3.10 only
     import tomli as tomllib
 
 from f7tbuild import catalogue, engine, lock
-from tests.by_image.conftest import container_logs, free_port
+from tests.by_image.conftest import container_logs, free_port, slowdown
 from tests.by_image.layers import assert_no_build_secrets
 from tests.support.require import unavailable
 
@@ -173,7 +173,7 @@ def start_hub(
         image, env=env, volumes={str(conf): "/etc/jupyterhub/conf.d/50-check.py"}, user=user
     )
     hub = RunningHub(name, host, hub_port, public_port, token)
-    wait_api(hub.api + "/", name)
+    wait_api(hub.api + "/", name, timeout=90 * slowdown(image))
     return hub
 
 
@@ -364,7 +364,9 @@ def test_hub_behind_the_chp_proxy(image_ref: str, run_container, tmp_path: Path)
         public_port=public,
         env={"CONFIGPROXY_AUTH_TOKEN": token, "CONFIGPROXY_API_URL": f"http://127.0.0.1:{api}"},
     )
-    _status, headers, body = wait_api(f"http://127.0.0.1:{public}/hub/api/", hub.name)
+    _status, headers, body = wait_api(
+        f"http://127.0.0.1:{public}/hub/api/", hub.name, timeout=90 * slowdown(image_ref)
+    )
     assert json.loads(body)["version"] == hub_stack()["jupyterhub"]
     assert headers.get("x-jupyterhub-version") == hub_stack()["jupyterhub"]
 

@@ -17,6 +17,7 @@ import docker.types
 import pytest
 
 from f7tbuild import catalogue, engine
+from tests.by_image.conftest import slowdown
 from tests.by_image.layers import assert_no_build_secrets
 from tests.support.launch import LaunchCheck
 
@@ -35,8 +36,8 @@ def docker_run(image: str, *args: str, user: str | None = None, timeout: float =
                **create: Any) -> str:
     """Run a command in a throw-away container (Docker SDK); its stdout (fails with stderr)."""
     try:
-        return engine.run_output(image, list(args), timeout=timeout, user=user or "",
-                                 network_mode="host", **create)
+        return engine.run_output(image, list(args), timeout=timeout * slowdown(image),
+                                 user=user or "", network_mode="host", **create)
     except engine.EngineError as exc:
         raise AssertionError(str(exc)) from None
 
@@ -63,9 +64,10 @@ def launch(image: str, user: str | None) -> dict:
     with LaunchCheck(user="alice") as check:
         container = check.start_container(image, ["firecrestspawner-singleuser"],
                                           user=user or "")
-        host, port = check.wait_callback(timeout=180)
+        patience = slowdown(image)  # an emulated (foreign-architecture) image: qemu
+        host, port = check.wait_callback(timeout=180 * patience)
         assert host == "127.0.0.1" and 0 < port < 65536
-        status = check.assert_lab_serves(timeout=180)
+        status = check.assert_lab_serves(timeout=180 * patience)
         status["_uid"] = container.exec("id", "-u").strip()
         return status
 
