@@ -135,7 +135,13 @@ def host_build(cat: Catalogue, target: Target, rev: Revision, opts: BuildOptions
 
 
 def pull_platform(repository: str, digest: str, plat: Platform) -> str:
-    """Pull ``repository@digest`` for ``plat`` (Docker SDK); return the local image id."""
+    """Pull ``repository@digest`` for ``plat`` (Docker SDK); return the local image id.
+
+    The engine keeps one image per reference: the reference left by the previous
+    platform's pull is removed first (only that name; the image keeps its own tags), so
+    the answer is this platform's image.
+    """
+    engine.remove_image(f"{repository}@{digest}")
     try:
         image = engine.client(1800).images.pull(
             repository, tag=digest, platform=f"{plat}"
@@ -214,6 +220,10 @@ def run(
                 continue
             if not opts.checks:
                 res.state = "built, not checked"
+                continue
+            if checkpass.lookup(engine.image_id(built.ref)) is not None:
+                status(f"[{target.name}] checks already passed for this image id: not re-run")
+                res.state = "built, checked"
                 continue
             try:
                 with phases.phase(f"checks {target.name} {plat.arch}"):

@@ -32,7 +32,7 @@ def serve(disk: Path, namespace: str = "f7t4jhub", timeout: float = 30) -> Itera
     Yields ``127.0.0.1:<port>/<namespace>`` (plain HTTP: the engine and crane trust
     loopback registries without configuration); stops the registry on exit.
     """
-    disk.mkdir(parents=True, exist_ok=True)
+    (disk / "blobs").mkdir(parents=True, exist_ok=True)  # crane needs it to exist
     port = free_port()
     log_path = disk / "registry.log"
     with log_path.open("w") as log:
