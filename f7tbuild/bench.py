@@ -200,10 +200,11 @@ def measure(cat: Catalogue, target: Target, opts: BuildOptions) -> Result:
             upstream_cold = docker_build(upstream)
         cold_opts = BuildOptions(**{**opts.__dict__, "no_cache": True})
         packages = Path(tmp) / "packages"
-        with pkgcache.serve(opts.ca_bundle, directory=packages) as index:
+        projects = pkgcache.lock_projects(REPO_ROOT)
+        with pkgcache.serve(opts.ca_bundle, directory=packages, prefetch=projects) as index:
             status(f"[bench] {target.name}: cold build (--no-cache, package cache empty)")
             cold = build_one(cat, target, cold_opts, rev, ca_url=url, index_url=index)
-        with pkgcache.serve(opts.ca_bundle, directory=packages) as index:
+        with pkgcache.serve(opts.ca_bundle, directory=packages, prefetch=projects) as index:
             status(f"[bench] {target.name}: cold build (--no-cache, package cache warm)")
             cold_cached = build_one(cat, target, cold_opts, rev, ca_url=url, index_url=index)
             status(f"[bench] {target.name}: ordinary rebuild right after --no-cache (cache reuse)")

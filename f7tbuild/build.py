@@ -146,7 +146,9 @@ def build_one(
             ca.serve(opts.ca_bundle) if ca_url is None else nullcontext(ca_url)
         )
         index = stack.enter_context(
-            pkgcache.serve(opts.ca_bundle) if index_url is None else nullcontext(index_url)
+            pkgcache.serve(opts.ca_bundle, prefetch=pkgcache.lock_projects(root))
+            if index_url is None
+            else nullcontext(index_url)
         )
         seconds = docker_build(
             BuildRequest(
@@ -234,7 +236,9 @@ def build_all(cat: Catalogue, names: list[str], opts: BuildOptions) -> int:
     with ExitStack() as stack:
         # One CA server and one package cache for every image: the variants share wheels.
         ca_url = stack.enter_context(ca.serve(opts.ca_bundle))
-        index_url = stack.enter_context(pkgcache.serve(opts.ca_bundle))
+        index_url = stack.enter_context(
+            pkgcache.serve(opts.ca_bundle, prefetch=pkgcache.lock_projects(REPO_ROOT))
+        )
         failed = _build_and_check(cat, names, opts, rev, results, ca_url, index_url)
     status("summary:")
     for ref, state in results:

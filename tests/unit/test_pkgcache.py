@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -169,3 +170,24 @@ def test_upstream_and_directory_come_from_the_environment(tmp_path: Path) -> Non
     )
     with pytest.raises(pkgcache.PackageCacheError, match="F7T_INDEX_PORT"):
         pkgcache.configured_port({"F7T_INDEX_PORT": "http"})
+
+
+def test_pages_of_the_locks_are_prefetched_once(upstream: Upstream, tmp_path: Path) -> None:
+    lock = tmp_path / "repo" / "images" / "x" / "requirements.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(
+        "# header\nDemo==1.0 \\\n    --hash=sha256:00\n    # via something==2\nhtmlproj==2.0\n"
+    )
+    projects = pkgcache.lock_projects(tmp_path / "repo")
+    assert projects == ["demo", "htmlproj"]
+    with pkgcache.serve(
+        directory=tmp_path / "cache", upstream=upstream.url, port=0, prefetch=projects
+    ) as index:
+        for _ in range(100):  # bounded: the prefetch runs in the background
+            if {"/simple/demo/", "/simple/htmlproj/"} <= set(upstream.requests):
+                break
+            time.sleep(0.05)
+        assert get(f"{index}demo/")[0] == 200
+        assert get(f"{index}htmlproj/")[0] == 200
+    assert upstream.requests.count("/simple/demo/") == 1
+    assert upstream.requests.count("/simple/htmlproj/") == 1
