@@ -331,8 +331,14 @@ def serve(
         status("package cache off (F7T_PACKAGE_CACHE=off): builds download from the index")
         yield ""
         return
+    try:
+        upstream = upstream or upstream_index()
+    except PackageCacheError as exc:
+        warn(f"package cache off: {exc}")
+        yield ""
+        return
     directory.mkdir(parents=True, exist_ok=True)
-    cache = PackageCache(directory, upstream or upstream_index(), ssl_context(ca_bundle))
+    cache = PackageCache(directory, upstream, ssl_context(ca_bundle))
     base = configured_port() if port is None else port
     server: ThreadingHTTPServer | None = None
     for candidate in range(base, base + PORT_TRIES):
