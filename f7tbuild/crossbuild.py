@@ -309,6 +309,8 @@ def _index_phases(
                         results[d.target].image_ids[str(p)] = d.image_id
             with phases.phase("assemble the multi-arch indexes"):
                 indexes = assemble(dirs)
+                # The inspection's pulls leave <registry>/<image>@<index digest> behind.
+                pushed_refs += [idx.ref for idx in indexes]
             with phases.phase("inspect: platforms present, each pulled and run"):
                 for idx in indexes:
                     res = results[idx.target]
