@@ -131,7 +131,9 @@ class Catalogue:
         """Targets named by family (``singleuser``), full name, variant or ``all``.
 
         ``[family, variant, ...]`` (as nox passes ``build singleuser -- <variant>``)
-        selects only those variants of that family; several families select them all.
+        selects only those variants of that family; several families select them all, and
+        so does a family followed by names of other families' images or variants
+        (``hub pytorch-25.10``: the hub and that singleuser variant).
         """
         if not names or names == ["all"]:
             return list(self.targets)
@@ -139,10 +141,8 @@ class Catalogue:
         if len(names) > 1 and names[0] in families and not set(names[1:]) & set(families):
             family, rest = names[0], names[1:]
             in_family = self.select(rest)
-            stray = [t.name for t in in_family if t.family != family]
-            if stray:
-                raise CatalogueError(f"{', '.join(stray)} not in image family {family!r}")
-            return in_family
+            if all(t.family == family for t in in_family):
+                return in_family
         chosen: list[Target] = []
         for name in names:
             hits = [

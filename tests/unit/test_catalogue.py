@@ -70,6 +70,11 @@ def test_family_then_variant_selects_only_that_variant() -> None:
         cat.select(["singleuser", "nope"])
     # Several families: all of them.
     assert [t.name for t in cat.select(["chp", "hub"])] == ["chp", "hub"]
+    # A family, then another family's variant: both (not an error, whatever the order).
+    assert [t.name for t in cat.select(["hub", "pytorch-25.10"])] == [
+        "hub", "singleuser-pytorch-25.10"]
+    assert [t.name for t in cat.select(["pytorch-25.10", "hub"])] == [
+        "singleuser-pytorch-25.10", "hub"]
 
 
 def test_adding_a_variant_is_one_entry() -> None:
