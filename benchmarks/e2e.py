@@ -222,7 +222,7 @@ def bench_users(n: int) -> Iterator[list[str]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.e2e", description=__doc__.split("\n\n")[0])
     p.add_argument("--users", type=int, default=10, help="users spawning at once (default 10; 0 skips that part)")
-    p.add_argument("--single", type=int, default=2, help="single spawns per case (default 2)")
+    p.add_argument("--single", type=int, default=2, help="single spawns per case (default 2; 0 skips them)")
     args = p.parse_args(argv)
     try:
         stack.check_host()
@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                 fill(dep, t)
                 rows.append(t)
                 stop(api)
-            print(f"\n## one user, {label} (seconds)\n\n{table(rows)}")
+            if rows:  # --single 0: only the concurrent part
+                print(f"\n## one user, {label} (seconds)\n\n{table(rows)}")
         if not names:
             return 0
         apis = [UserAPI(dep.url, n, oidc_login(dep.url, n)) for n in names]
