@@ -38,7 +38,14 @@ from firecrest_double.slurm import SlurmScheduler
 from firecrestspawner import reconciler
 from firecrestspawner.reconciler import STATE_KEY
 from tests.spawner.conftest import login, start_server
-from tests.spawner.hubtools import HubClient, hub_config, new_crypt_key, start_hub, stop_hub
+from tests.spawner.hubtools import (
+    HubClient,
+    hub_config,
+    new_crypt_key,
+    start_hub,
+    stop_hub,
+    wait_for,
+)
 from tests.support.require import unavailable
 from tests.support.slurm import job_directory, require_cluster
 
@@ -270,18 +277,8 @@ async def servers(client: HubClient, user: str) -> dict[str, Any]:
 
 
 async def until(predicate: Any, what: str, timeout: float = SLURM_WAIT) -> None:
-    """Wait (bounded) until ``predicate()`` (sync or async) is true."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(0.25)
+    """Wait (bounded) until ``predicate()`` (sync or async) is true, checking every 0.25 s."""
+    await wait_for(predicate, timeout, 0.25, what)
 
 
 async def poll_until_ended(spawner: Any, what: str, arm: Any = None) -> int:
