@@ -1,6 +1,7 @@
 """``bench``: build times against an upstream-style build, image sizes, against targets.
 
-Per image, in one run on the same base (stand-in bases already made, real ones pulled):
+Per image, in one run on the same base (stand-in bases already made, real ones pulled)
+and on the same builder (BuildKit when our Dockerfile needs it, f7tbuild.dockerbuild):
 
 - upstream cold: ``benchmarks/upstream/<family>.Dockerfile`` (one unpinned ``pip
   install`` of the stack and the spawner, as the seed deployment did), ``--no-cache``;
@@ -25,10 +26,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from f7tbuild import ca, engine, pkgcache
+from f7tbuild import ca, engine, pkgcache, uvbinary
 from f7tbuild.build import BuildOptions, build_one, resolve_base
 from f7tbuild.catalogue import REPO_ROOT, Catalogue, Target
-from f7tbuild.dockerbuild import BuildRequest
+from f7tbuild.dockerbuild import BuildRequest, needs_buildkit
 from f7tbuild.dockerbuild import run as docker_build
 from f7tbuild.labels import pinned_versions
 from f7tbuild.lint import project_files
@@ -61,6 +62,7 @@ class Result:
     upstream_cold_s: float | None = None
     upstream_rebuild_s: float | None = None
     cold_cached_s: float | None = None
+    builder: str = "classic"
 
     @property
     def vs_upstream(self) -> float | None:
@@ -94,6 +96,10 @@ def changed_copy(dest: Path) -> Path:
         target = dest / src.relative_to(REPO_ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, target, follow_symlinks=False)
+    uv = REPO_ROOT / uvbinary.UV_DIR
+    if (uv / "uv").is_file():  # uv's binary, as a previous build on the work tree left it
+        shutil.copytree(uv, dest / uvbinary.UV_DIR)
+        shutil.copy2(REPO_ROOT / uvbinary.STAMP, dest / uvbinary.STAMP)
     changed = dest / CHANGED_FILE
     with changed.open("a") as fh:
         fh.write("\n# f7tbuild bench: one-line change for the warm rebuild\n")
@@ -106,8 +112,16 @@ def _verdict(value: float, limit: float | None) -> str:
     return "ok" if value <= limit else "MISSED"
 
 
+def builder_of(target: Target) -> bool:
+    """True when our build of ``target`` uses BuildKit (the upstream-style one then does too)."""
+    return needs_buildkit(REPO_ROOT / target.dockerfile)
+
+
 def upstream_request(target: Target, base: str, ca_url: str, no_cache: bool) -> BuildRequest | None:
-    """The upstream-style build of ``target`` on ``base`` (None: no such Dockerfile)."""
+    """The upstream-style build of ``target`` on ``base`` (None: no such Dockerfile).
+
+    It runs on the builder ours uses (BuildKit or the classic one), for a fair comparison.
+    """
     dockerfile = UPSTREAM_DIR / f"{target.family}.Dockerfile"
     if not dockerfile.is_file():
         return None
@@ -119,6 +133,7 @@ def upstream_request(target: Target, base: str, ca_url: str, no_cache: bool) -> 
         tags=[f"f7t4jhub/bench-upstream:{target.name}"],
         build_args={"BASE_IMAGE": base, "CA_URL": ca_url, "STACK_REQUIREMENTS": pins},
         no_cache=no_cache,
+        buildkit=builder_of(target),
     )
 
 
@@ -126,11 +141,11 @@ def upstream_table(results: list[Result]) -> str:
     """Markdown table: our cold build against upstream's, and rebuilds after --no-cache."""
     lines = [
         (
-            "| image | upstream cold s | our cold s (package cache empty) | ours/upstream "
+            "| image | builder (both) | upstream cold s | our cold s (package cache empty) | ours/upstream "
             "| our cold s (package cache warm) | ours/upstream | target "
             "| rebuild after --no-cache s (ours / upstream) |"
         ),
-        "|---|---:|---:|---:|---:|---:|---|---|",
+        "|---|---|---:|---:|---:|---:|---:|---|---|",
     ]
     nan = float("nan")
     for r in results:
@@ -145,7 +160,7 @@ def upstream_table(results: list[Result]) -> str:
             else "-"
         )
         lines.append(
-            f"| {r.ref} | {r.upstream_cold_s:.1f} | {r.cold_s:.1f} | {r.vs_upstream:.2f} | "
+            f"| {r.ref} | {r.builder} | {r.upstream_cold_s:.1f} | {r.cold_s:.1f} | {r.vs_upstream:.2f} | "
             f"{r.cold_cached_s if r.cold_cached_s is not None else nan:.1f} | "
             f"{cached if cached is not None else nan:.2f} | "
             f"{verdict} | {r.rebuild_s:.1f} / {r.upstream_rebuild_s or nan:.1f} |"
@@ -201,10 +216,18 @@ def measure(cat: Catalogue, target: Target, opts: BuildOptions) -> Result:
         cold_opts = BuildOptions(**{**opts.__dict__, "no_cache": True})
         packages = Path(tmp) / "packages"
         projects = pkgcache.lock_projects(REPO_ROOT)
-        with pkgcache.serve(opts.ca_bundle, directory=packages, prefetch=projects) as index:
+        pinned = pkgcache.lock_hashes(REPO_ROOT)
+        # uv's binary is taken from its wheel on the host once per lock (f7tbuild.uvbinary):
+        # forgotten here, so that the empty-cache build downloads it too.
+        uvbinary.clear(REPO_ROOT)
+        with pkgcache.serve(
+            opts.ca_bundle, directory=packages, prefetch=projects, pinned=pinned
+        ) as index:
             status(f"[bench] {target.name}: cold build (--no-cache, package cache empty)")
             cold = build_one(cat, target, cold_opts, rev, ca_url=url, index_url=index)
-        with pkgcache.serve(opts.ca_bundle, directory=packages, prefetch=projects) as index:
+        with pkgcache.serve(
+            opts.ca_bundle, directory=packages, prefetch=projects, pinned=pinned
+        ) as index:
             status(f"[bench] {target.name}: cold build (--no-cache, package cache warm)")
             cold_cached = build_one(cat, target, cold_opts, rev, ca_url=url, index_url=index)
             status(f"[bench] {target.name}: ordinary rebuild right after --no-cache (cache reuse)")
@@ -215,9 +238,7 @@ def measure(cat: Catalogue, target: Target, opts: BuildOptions) -> Result:
                     upstream_request(target, base, url, no_cache=False)  # type: ignore[arg-type]
                 )
             root = changed_copy(Path(tmp) / "ctx")
-            status(
-                f"[bench] {target.name}: warm rebuild after a one-line change in {CHANGED_FILE}"
-            )
+            status(f"[bench] {target.name}: warm rebuild after a one-line change in {CHANGED_FILE}")
             warm = build_one(cat, target, opts, rev, root=root, ca_url=url, index_url=index)
             # Leave the tagged image built from the work tree, not from the changed copy.
             status(f"[bench] {target.name}: rebuilding from the work tree (cached)")
@@ -235,6 +256,7 @@ def measure(cat: Catalogue, target: Target, opts: BuildOptions) -> Result:
         upstream_cold_s=upstream_cold,
         upstream_rebuild_s=upstream_rebuild,
         cold_cached_s=cold_cached.seconds,
+        builder="BuildKit" if builder_of(target) else "classic",
     )
 
 

@@ -8,13 +8,13 @@ from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from f7tbuild import ca, checkpass, engine, pkgcache, projectwheel
+from f7tbuild import ca, checkpass, engine, pkgcache, projectwheel, uvbinary
 from f7tbuild.catalogue import REPO_ROOT, Catalogue, Target
 from f7tbuild.dockerbuild import BuildRequest
 from f7tbuild.dockerbuild import run as docker_build
 from f7tbuild.labels import image_labels
 from f7tbuild.output import prefixed, status, warn
-from f7tbuild.platforms import Platform, foreign_arch
+from f7tbuild.platforms import Platform, foreign_arch, host_arch
 from f7tbuild.standin import build_standin
 from f7tbuild.tags import Revision, component, current_revision, local_refs
 
@@ -146,10 +146,20 @@ def build_one(
             ca.serve(opts.ca_bundle) if ca_url is None else nullcontext(ca_url)
         )
         index = stack.enter_context(
-            pkgcache.serve(opts.ca_bundle, prefetch=pkgcache.lock_projects(root))
+            pkgcache.serve(
+                opts.ca_bundle,
+                prefetch=pkgcache.lock_projects(root),
+                pinned=pkgcache.lock_hashes(root),
+            )
             if index_url is None
             else nullcontext(index_url)
         )
+        if uvbinary.UV_DIR.as_posix() in dockerfile.read_text():
+            started = time.monotonic()
+            uvbinary.ensure_uv(
+                root / target.context, opts.arch or host_arch(), index, opts.ca_bundle
+            )
+            wheel_s += time.monotonic() - started
         seconds = docker_build(
             BuildRequest(
                 name=target.name,
@@ -159,6 +169,7 @@ def build_one(
                 build_args=build_args(target, base, standin, url, rev, index),
                 labels=labels,
                 no_cache=opts.no_cache,
+                platform=str(opts.platform) if opts.platform is not None else None,
             )
         )
     if opts.arch is not None:
@@ -237,7 +248,11 @@ def build_all(cat: Catalogue, names: list[str], opts: BuildOptions) -> int:
         # One CA server and one package cache for every image: the variants share wheels.
         ca_url = stack.enter_context(ca.serve(opts.ca_bundle))
         index_url = stack.enter_context(
-            pkgcache.serve(opts.ca_bundle, prefetch=pkgcache.lock_projects(REPO_ROOT))
+            pkgcache.serve(
+                opts.ca_bundle,
+                prefetch=pkgcache.lock_projects(REPO_ROOT),
+                pinned=pkgcache.lock_hashes(REPO_ROOT),
+            )
         )
         failed = _build_and_check(cat, names, opts, rev, results, ca_url, index_url)
     status("summary:")

@@ -1,13 +1,22 @@
 """One image build with streamed, prefixed output and per-step status lines.
 
-The classic builder is driven through the Docker SDK (its streamed JSON events: output
-lines, the image id, errors). BuildKit (``DOCKER_BUILDKIT=1``) has no SDK support: only
-then is the docker CLI run, here, the one place f7tbuild uses the docker CLI.
+Two builders:
+
+- BuildKit, for every Dockerfile that uses a BuildKit-only feature (``RUN --mount``: the
+  hub and singleuser images bind-mount uv and our wheel, and keep uv's cache in a cache
+  mount shared by builds; see docs/images.md), or for any Dockerfile when
+  ``DOCKER_BUILDKIT=1``. The engine's API has no BuildKit session the Docker SDK can
+  open (docker-py drives only the classic builder's ``/build`` endpoint), so BuildKit
+  builds run a docker CLI that can (``buildkit_cli``), its plain progress streamed: the
+  one place f7tbuild runs the docker CLI;
+- the classic builder otherwise (chp, the stand-ins), through the Docker SDK (its
+  streamed JSON events: output lines, the image id, errors).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -38,6 +47,26 @@ class BuildRequest:
     labels: dict[str, str] = field(default_factory=dict)
     no_cache: bool = False
     pull: bool = False
+    #: None: BuildKit when the Dockerfile needs it or DOCKER_BUILDKIT=1 (``use_buildkit``).
+    buildkit: bool | None = None
+    #: BuildKit only: the platform to build for (``--platform``), for emulated builds.
+    platform: str | None = None
+
+
+#: A BuildKit-only instruction flag: RUN --mount=... (bind, cache, secret mounts).
+_BUILDKIT_ONLY = re.compile(r"^\s*RUN\s+(?:--\S+\s+)*--mount=", re.MULTILINE | re.IGNORECASE)
+
+
+def needs_buildkit(dockerfile: Path) -> bool:
+    """True when ``dockerfile`` uses a feature only BuildKit has (``RUN --mount``)."""
+    return bool(_BUILDKIT_ONLY.search(dockerfile.read_text()))
+
+
+def use_buildkit(req: BuildRequest, env: dict[str, str] | None = None) -> bool:
+    """The builder of ``req``: its own choice, else BuildKit when needed or asked for."""
+    if req.buildkit is not None:
+        return req.buildkit
+    return needs_buildkit(req.dockerfile) or buildkit_enabled(env)
 
 
 def buildkit_enabled(env: dict[str, str] | None = None) -> bool:
@@ -90,10 +119,10 @@ def buildkit_cli() -> str:
         if major is not None and (major < 23 or _has_buildx(cli)):
             return cli
     raise BuildError(
-        "DOCKER_BUILDKIT=1 but no docker CLI here can use BuildKit: CLIs >= 23 need the "
-        "buildx plugin (apt-get install docker-buildx, or docker-buildx-plugin), CLIs < 23 "
-        "have it built in (set F7T_DOCKER_CLI=/path/to/that docker). "
-        "Or unset DOCKER_BUILDKIT to use the classic builder."
+        "this build needs BuildKit (RUN --mount in its Dockerfile, or DOCKER_BUILDKIT=1) but "
+        "no docker CLI here can use it: CLIs >= 23 need the buildx plugin (apt-get install "
+        "docker-buildx, or docker-buildx-plugin), CLIs < 23 have it built in (Debian's "
+        "docker.io 20.10 in /usr/bin; set F7T_DOCKER_CLI=/path/to/that docker)."
     )
 
 
@@ -102,6 +131,8 @@ def command(req: BuildRequest, buildkit: bool, cli: str = "docker") -> list[str]
     cmd = [cli, "build", "--network", "host", "-f", str(req.dockerfile)]
     if buildkit:
         cmd += ["--progress", "plain"]
+        if req.platform:
+            cmd += ["--platform", req.platform]
     if req.no_cache:
         cmd.append("--no-cache")
     for tag in req.tags:
@@ -159,7 +190,7 @@ def _sdk_build(req: BuildRequest, on_line: Callable[[str], None]) -> str:
 
 def run(req: BuildRequest) -> float:
     """Run the build, streaming every line as ``[name] ...``; return seconds taken."""
-    buildkit = buildkit_enabled()
+    buildkit = use_buildkit(req)
     if not buildkit:
         status(f"[{req.name}] docker build (classic builder, Docker SDK) -> {', '.join(req.tags)}")
         tracker = StepTracker(emit=lambda msg: status(f"[{req.name}] {msg}"))
@@ -176,9 +207,7 @@ def run(req: BuildRequest) -> float:
         took = time.monotonic() - start
         status(f"[{req.name}] built in {took:.1f}s")
         return took
-    # BuildKit: the one place f7tbuild runs the docker CLI. The engine's API has no
-    # BuildKit session for the SDK to open (docker-py only drives the classic builder's
-    # /build endpoint), so BuildKit builds go through a CLI that can (see buildkit_cli).
+    # BuildKit: the one place f7tbuild runs the docker CLI (see the module's docstring).
     cli = buildkit_cli()
     if cli != shutil.which("docker"):
         status(f"[{req.name}] BuildKit through {cli} (the default docker CLI has no buildx)")

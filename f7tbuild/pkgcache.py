@@ -11,10 +11,14 @@ keys stable) and ``images/common/with-build-ca`` points pip and uv at it:
   ``/files/<sha256>/<filename>?u=<upstream URL>``. The pages of every project named in
   the image locks (``images/**/*.lock``) are fetched in the background as soon as the
   server starts, 16 at a time: an installer asking for 77-123 pages one connection each
-  spent 6-10 s resolving;
+  spent 6-10 s resolving. The pages of the locks' projects are also kept in the
+  directory and served from there while they list every file the locks pin for that
+  project (a page lacking a newly locked file is fetched again): a build that finds them
+  waits for no page (the prefetch still took 4-7 s of a build under load);
 - ``/files/<sha256>/<filename>``: served from the host cache (default
   ``~/.cache/f7t4jhub/packages``, env F7T_PACKAGE_CACHE); on a miss, downloaded from the
-  upstream URL, its sha256 checked against the index's, then stored and served.
+  upstream URL, its sha256 checked against the index's, then stored and served, marked
+  immutable (``Cache-Control``) so that pip's and uv's own HTTP caches may keep it.
 
 Nothing of it reaches an image: the files are downloaded into the build's own temporary
 directories and verified again there by ``--require-hashes`` against our locks. The
@@ -33,7 +37,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from html.parser import HTMLParser
@@ -145,10 +149,19 @@ def rewrite_page(page: dict[str, Any], page_url: str, base: str) -> dict[str, An
 class PackageCache:
     """The cache's state: upstream, directory, memoised project pages, download locks."""
 
-    def __init__(self, directory: Path, upstream: str, ssl_context: ssl.SSLContext) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        upstream: str,
+        ssl_context: ssl.SSLContext,
+        pinned: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
         self.directory = directory
         self.upstream = upstream
         self.ssl_context = ssl_context
+        #: project -> the sha256 digests our locks pin (see ``_stored_page``).
+        self.pinned = dict(pinned or {})
+        self.stored_pages = 0
         self.pages: dict[str, tuple[str, bytes]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -184,22 +197,62 @@ class PackageCache:
             cached = self.pages.get(key)
         if cached is not None and cached[0] == base:
             return cached[1]
-        url = f"{self.upstream}{key}/"
-        accept = f"{JSON_TYPE}, {HTML_TYPE};q=0.5, text/html;q=0.1"
-        with self._open(url, accept) as resp:
-            kind = resp.headers.get("Content-Type", "")
-            final_url = resp.geturl()
-            body = resp.read()
-        if "json" in kind:
-            data = json.loads(body)
+        stored = self._stored_page(key)
+        if stored is not None:
+            data, final_url = stored
         else:
-            parser = _Anchors()
-            parser.feed(body.decode("utf-8", "replace"))
-            data = {"name": key, "files": parser.files}
+            url = f"{self.upstream}{key}/"
+            accept = f"{JSON_TYPE}, {HTML_TYPE};q=0.5, text/html;q=0.1"
+            with self._open(url, accept) as resp:
+                kind = resp.headers.get("Content-Type", "")
+                final_url = resp.geturl()
+                body = resp.read()
+            if "json" in kind:
+                data = json.loads(body)
+            else:
+                parser = _Anchors()
+                parser.feed(body.decode("utf-8", "replace"))
+                data = {"name": key, "files": parser.files}
+            self._store_page(key, data, final_url)
         out = json.dumps(rewrite_page(data, final_url, base)).encode()
         with self._guard:
             self.pages[key] = (base, out)
         return out
+
+    def _page_path(self, key: str) -> Path:
+        return self.directory / "pages" / f"{key}.json"
+
+    def _stored_page(self, key: str) -> tuple[dict[str, Any], str] | None:
+        """The page kept on disk, if it lists every file our locks pin for ``key``.
+
+        Only pages of projects our locks pin are kept: for them a page is good exactly
+        when every locked file is on it (a new pin missing from it sends the request to
+        the index). Other projects' pages are always fetched.
+        """
+        need = self.pinned.get(key)
+        path = self._page_path(key)
+        if not need or not path.is_file():
+            return None
+        try:
+            stored = json.loads(path.read_text())
+            data, url = dict(stored["page"]), str(stored["url"])
+            have = {str((f.get("hashes") or {}).get("sha256", "")).lower() for f in data["files"]}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+        if not need <= have:
+            return None
+        with self._guard:
+            self.stored_pages += 1
+        return data, url
+
+    def _store_page(self, key: str, data: dict[str, Any], url: str) -> None:
+        if key not in self.pinned:
+            return
+        path = self._page_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{key}.{threading.get_ident()}.part")
+        tmp.write_text(json.dumps({"url": url, "page": data}))
+        tmp.replace(path)
 
     def _lock(self, digest: str) -> threading.Lock:
         with self._guard:
@@ -239,10 +292,11 @@ def _handler(cache: PackageCache) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def _send(self, code: int, kind: str, body: bytes) -> None:
+        def _send(self, code: int, kind: str, body: bytes, cache: str = "no-cache") -> None:
             self.send_response(code)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", cache)
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
@@ -264,7 +318,9 @@ def _handler(cache: PackageCache) -> type[BaseHTTPRequestHandler]:
                         return
                     upstream = urllib.parse.parse_qs(parsed.query).get("u", [""])[0]
                     path = cache.file(parts[1], filename, upstream)
-                    self._send(200, "application/octet-stream", path.read_bytes())
+                    # Content-addressed (its sha256 is in the URL): a client's HTTP cache
+                    # (uv's, in the builds' cache mount) may keep it for good.
+                    self._send(200, "application/octet-stream", path.read_bytes(), FILE_CACHING)
                 else:
                     self._fail(404, "only /simple/<project>/ and /files/<sha256>/<name>")
             except urllib.error.HTTPError as exc:
@@ -279,6 +335,12 @@ def _handler(cache: PackageCache) -> type[BaseHTTPRequestHandler]:
             return
 
     return Handler
+
+
+#: Cache-Control of ``/files/<sha256>/...`` (pages are ``no-cache``: a new lock's pin
+#: must never meet a stale page). Without it uv counted every wheel of its cache stale
+#: and downloaded it again.
+FILE_CACHING = "public, max-age=31536000, immutable"
 
 
 def configured_port(env: dict[str, str] | None = None) -> int:
@@ -306,6 +368,22 @@ def lock_projects(root: Path) -> list[str]:
     return sorted(names)
 
 
+_PIN_HASHES = re.compile(
+    r"^([A-Za-z0-9][A-Za-z0-9._-]*)==[^\n\\]*((?:\\\s*\n\s*--hash=sha256:[0-9a-f]{64}\s*)+)",
+    re.MULTILINE,
+)
+
+
+def lock_hashes(root: Path) -> dict[str, frozenset[str]]:
+    """Project -> every sha256 pinned for it in ``root/images/**/*.lock``."""
+    found: dict[str, set[str]] = {}
+    for lock in sorted((root / "images").rglob("*.lock")):
+        for m in _PIN_HASHES.finditer(lock.read_text(encoding="utf-8", errors="replace")):
+            digests = re.findall(r"sha256:([0-9a-f]{64})", m.group(2))
+            found.setdefault(normalise(m.group(1)), set()).update(digests)
+    return {name: frozenset(d) for name, d in found.items()}
+
+
 def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
     """The host's default trust (SSL_CERT_FILE honoured) plus the build's CA bundle."""
     context = ssl.create_default_context()
@@ -321,10 +399,13 @@ def serve(
     upstream: str | None = None,
     port: int | None = None,
     prefetch: Iterable[str] = (),
+    pinned: Mapping[str, frozenset[str]] | None = None,
 ) -> Iterator[str]:
     """Serve the cache on loopback; yield its index URL ('' when F7T_PACKAGE_CACHE=off).
 
     ``prefetch``: projects whose pages are fetched in the background right away.
+    ``pinned`` (``lock_hashes``): the files our locks pin; those projects' pages are
+    kept in the directory and reused while they list every pinned file.
     """
     directory = cache_dir() if directory is None else directory
     if directory is None:
@@ -338,7 +419,7 @@ def serve(
         yield ""
         return
     directory.mkdir(parents=True, exist_ok=True)
-    cache = PackageCache(directory, upstream, ssl_context(ca_bundle))
+    cache = PackageCache(directory, upstream, ssl_context(ca_bundle), pinned)
     base = configured_port() if port is None else port
     server: ThreadingHTTPServer | None = None
     for candidate in range(base, base + PORT_TRIES):
@@ -376,5 +457,6 @@ def serve(
         thread.join(timeout=5)
         status(
             f"package cache: {cache.hits} files from the cache, {cache.downloads} downloaded "
-            f"({cache.downloaded_bytes / 1e6:.1f} MB)"
+            f"({cache.downloaded_bytes / 1e6:.1f} MB); {cache.stored_pages} project pages "
+            "reused from the directory"
         )

@@ -6,10 +6,11 @@ build and of every change in ``firecrestspawner/``, per image. It is a pure-Pyth
 wheel, so it is built here instead, with ``uv build`` and the same hashed build backend
 (``images/hub/build-requirements.lock`` as build constraints, ``--require-hashes``),
 from a copy holding only what the wheel is made of (``pyproject.toml``, ``README.md``,
-``firecrestspawner/``), into ``<context>/.f7tbuild/wheel/`` (the one path under
-``.f7tbuild`` that .dockerignore lets into the context); the Dockerfiles ``COPY`` that
-directory. The build is reproducible (same sources, same bytes), so the COPY's cache key
-changes exactly when the sources do, and an unchanged tree (same fingerprint, kept in
+``firecrestspawner/``), into ``<context>/.f7tbuild/wheel/`` (with ``.f7tbuild/uv``,
+f7tbuild.uvbinary, the only paths under ``.f7tbuild`` that .dockerignore lets into the
+context); the Dockerfiles bind-mount that directory (BuildKit). The build is
+reproducible (same sources, same bytes), so the mount's cache key changes exactly when
+the sources do, and an unchanged tree (same fingerprint, kept in
 ``.f7tbuild/wheel.fingerprint``) is not built again.
 """
 

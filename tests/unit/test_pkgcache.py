@@ -191,3 +191,58 @@ def test_pages_of_the_locks_are_prefetched_once(upstream: Upstream, tmp_path: Pa
         assert get(f"{index}htmlproj/")[0] == 200
     assert upstream.requests.count("/simple/demo/") == 1
     assert upstream.requests.count("/simple/htmlproj/") == 1
+
+
+def test_files_are_immutable_pages_are_not(upstream: Upstream, tmp_path: Path) -> None:
+    """uv's and pip's HTTP caches may keep a file (its sha256 is in its URL), never a page."""
+    with pkgcache.serve(directory=tmp_path, upstream=upstream.url, port=0) as index:
+        req = urllib.request.Request(f"{index}demo/", headers={"Accept": pkgcache.JSON_TYPE})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.headers["Cache-Control"] == "no-cache"
+            url = json.loads(resp.read())["files"][0]["url"]
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            assert "immutable" in resp.headers["Cache-Control"]
+
+
+def test_pages_of_locked_projects_are_kept_while_they_list_every_pinned_file(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    pinned = {"demo": frozenset({GOOD_SHA})}
+    with pkgcache.serve(directory=tmp_path, upstream=upstream.url, port=0, pinned=pinned) as index:
+        assert get(f"{index}demo/")[0] == 200
+        assert get(f"{index}htmlproj/")[0] == 200  # not pinned by a lock: not kept
+    assert (tmp_path / "pages" / "demo.json").is_file()
+    assert not (tmp_path / "pages" / "htmlproj.json").exists()
+    asked = len(upstream.requests)
+
+    # A later server: the kept page answers, the index is not asked.
+    with pkgcache.serve(directory=tmp_path, upstream=upstream.url, port=0, pinned=pinned) as index:
+        code, _, body = get(f"{index}demo/")
+        names = {f["filename"] for f in json.loads(body)["files"]}
+        assert code == 200 and "demo-1.0-py3-none-any.whl" in names
+        assert all(f["url"].startswith(index.replace("/simple/", "/files/"))
+                   for f in json.loads(body)["files"])  # fmt: skip
+    assert len(upstream.requests) == asked
+
+    # A lock pinning a file the kept page lacks: the page is fetched again.
+    newer = {"demo": frozenset({GOOD_SHA, "f" * 64})}
+    with pkgcache.serve(directory=tmp_path, upstream=upstream.url, port=0, pinned=newer) as index:
+        assert get(f"{index}demo/")[0] == 200
+    assert upstream.requests[asked:] == ["/simple/demo/"]
+
+
+def test_lock_hashes_reads_every_pinned_digest(tmp_path: Path) -> None:
+    lock = tmp_path / "images" / "x" / "a.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(
+        "# comment\n"
+        "Demo_Pkg==1.0 ; python_version >= '3.10' \\\n"
+        f"    --hash=sha256:{'a' * 64} \\\n"
+        f"    --hash=sha256:{'b' * 64}\n"
+        "    # via something\n"
+        f"other==2 \\\n    --hash=sha256:{'c' * 64}\n"
+    )
+    assert pkgcache.lock_hashes(tmp_path) == {
+        "demo-pkg": frozenset({"a" * 64, "b" * 64}),
+        "other": frozenset({"c" * 64}),
+    }

@@ -212,3 +212,21 @@ def test_build_command_uses_host_network_and_passes_args() -> None:
     assert "--progress" not in command(req, buildkit=False)
     assert buildkit_enabled({"DOCKER_BUILDKIT": "1"})
     assert not buildkit_enabled({})
+
+
+def test_buildkit_is_used_where_the_dockerfile_needs_it(tmp_path: Path) -> None:
+    from f7tbuild.dockerbuild import BuildRequest, command, needs_buildkit, use_buildkit
+
+    mounts = tmp_path / "a.Dockerfile"
+    mounts.write_text("FROM x\nRUN --mount=type=bind,source=a,target=/a \\\n    true\n")
+    plain = tmp_path / "b.Dockerfile"
+    plain.write_text("FROM x\n# RUN --mount=... only in a comment\nRUN echo --mount=no\n")
+    assert needs_buildkit(mounts) and not needs_buildkit(plain)
+    req = BuildRequest(name="a", dockerfile=mounts, context=tmp_path, tags=["t"])
+    assert use_buildkit(req, env={})
+    assert not use_buildkit(BuildRequest("b", plain, tmp_path, ["t"]), env={})
+    assert use_buildkit(BuildRequest("b", plain, tmp_path, ["t"]), env={"DOCKER_BUILDKIT": "1"})
+    forced = BuildRequest("b", plain, tmp_path, ["t"], buildkit=True, platform="linux/arm64")
+    assert use_buildkit(forced, env={})
+    cmd = command(forced, buildkit=True, cli="docker")
+    assert cmd[cmd.index("--platform") + 1] == "linux/arm64"
