@@ -201,6 +201,14 @@ def machine() -> str:
     )
 
 
+def load_average() -> str:
+    """The 1-minute load average (other work on the machine skews every figure)."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "unknown"
+
+
 def measure(cat: Catalogue, target: Target, opts: BuildOptions) -> Result:
     """Upstream-style cold build, our cold build, rebuilds after them, warm rebuild, sizes."""
     rev = current_revision(cat.source)
@@ -265,10 +273,12 @@ def bench(
 ) -> int:
     """Measure every selected target; print the table; optionally append it to ``output``."""
     opts = BuildOptions(checks=False, ca_bundle=ca_bundle)
+    load_start = load_average()
     results = [measure(cat, t, opts) for t in cat.select(names)]
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = (
-        f"### {when}\n\nMachine: {machine()}\n\n{table(results)}\n\n"
+        f"### {when}\n\nMachine: {machine()}; load average (1 min) {load_start} at the "
+        f"start, {load_average()} at the end\n\n{table(results)}\n\n"
         f"Against the upstream-style build (same base, same run; cold = --no-cache for both,"
         f" bases present; ours once with an empty package cache, then with the cache that"
         f" build filled):\n\n{upstream_table(results)}\n"

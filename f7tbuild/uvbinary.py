@@ -69,7 +69,8 @@ def pick(files: list[dict[str, object]], pin: Pin, arch: str) -> tuple[str, str,
         raise UvBinaryError(f"no uv wheel for architecture {arch!r} (known: {', '.join(MACHINES)})")
     for entry in files:
         name = str(entry.get("filename", ""))
-        digest = str((entry.get("hashes") or {}).get("sha256", "")).lower()  # type: ignore[union-attr]
+        hashes = entry.get("hashes")
+        digest = str(hashes.get("sha256", "")).lower() if isinstance(hashes, dict) else ""
         if (
             name.startswith(f"uv-{pin.version}-")
             and "-manylinux" in name

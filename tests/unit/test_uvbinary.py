@@ -97,9 +97,11 @@ def test_the_locked_manylinux_wheel_of_the_architecture_is_extracted(
 
 def test_a_wheel_whose_hash_the_lock_lacks_is_refused(index: str, tmp_path: Path) -> None:
     write_lock(tmp_path, ARM)  # the x86_64 wheel's hash is not in the lock
-    with pkgcache.serve(directory=tmp_path / "cache", upstream=index, port=0) as cache:
-        with pytest.raises(uvbinary.UvBinaryError, match="no manylinux x86_64 wheel"):
-            uvbinary.ensure_uv(tmp_path, "amd64", cache)
+    with (
+        pkgcache.serve(directory=tmp_path / "cache", upstream=index, port=0) as cache,
+        pytest.raises(uvbinary.UvBinaryError, match="no manylinux x86_64 wheel"),
+    ):
+        uvbinary.ensure_uv(tmp_path, "amd64", cache)
     assert not (tmp_path / uvbinary.UV_DIR / "uv").exists()
 
 
