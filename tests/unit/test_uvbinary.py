@@ -113,3 +113,12 @@ def test_an_unchanged_lock_is_not_fetched_again(index: str, tmp_path: Path) -> N
     assert (uvbinary.ensure_uv(tmp_path, "amd64", "http://127.0.0.1:9/simple/") / "uv").is_file()
     uvbinary.clear(tmp_path)
     assert not (tmp_path / uvbinary.UV_DIR).exists()
+
+
+def test_without_a_served_cache_the_index_is_asked_directly(
+    index: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F7T_PACKAGE_CACHE=off: no index URL is served; the host's index is used, same checks."""
+    monkeypatch.setenv("F7T_INDEX_URL", index)
+    write_lock(tmp_path, X86)
+    assert (uvbinary.ensure_uv(tmp_path, "amd64", "") / "uv").read_bytes() == b"x86 uv"
