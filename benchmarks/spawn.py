@@ -51,12 +51,15 @@ from typing import Any
 
 from aiohttp import web
 
+from benchmarks.loopwatch import LoopWatch
 from firecrest_double import FirecrestDouble, SimJob, SimulatedScheduler
 
 SYSTEM = "cluster"
 STALL_TARGET_MS = 50.0
 CALLS_PER_POLL_TARGET = 1.0
 SAMPLE_S = 0.005
+#: Stalls at least this long (and at least half the longest so far) are explained.
+EXPLAIN_S = 0.010
 
 
 # ------------------------------------------------------------------ hub-side stand-ins
@@ -108,23 +111,47 @@ class LoopLag:
     #: per sample: (wall s, hub thread CPU s, whole process CPU s) of the sleep
     cpu: list[tuple[float, float, float]] = field(default_factory=list)
     running: bool = True
+    #: When set, the longer stalls are explained (what ran on the loop meanwhile).
+    watch: LoopWatch | None = None
+    #: sample index -> :meth:`LoopWatch.explain` of that stall (the long ones only)
+    details: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: sample index -> what ran during the sleeps in which the hub thread worked longest
+    cpu_details: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: the longest stall and hub-thread CPU time of one sample since the last mark(), s
+    _longest: tuple[float, float] = (0.0, 0.0)
 
     async def run(self) -> None:
         """Sample until ``running`` is cleared."""
         loop = asyncio.get_running_loop()
         while self.running:
             t, thread0, process0 = loop.time(), time.thread_time(), time.process_time()
+            slept = time.perf_counter()
             await asyncio.sleep(SAMPLE_S)
+            woke = time.perf_counter()
+            hub = time.thread_time() - thread0
             wall = loop.time() - t
-            self.samples.append(max(0.0, wall - SAMPLE_S))
-            self.cpu.append((wall, time.thread_time() - thread0,
-                             time.process_time() - process0))
+            stall = max(0.0, wall - SAMPLE_S)
+            if self.watch is not None:
+                i = len(self.samples)
+                if stall >= EXPLAIN_S and stall >= 0.5 * self._longest[0]:
+                    self.details[i] = self.watch.explain(slept + SAMPLE_S, woke)
+                if hub >= EXPLAIN_S and hub >= 0.5 * self._longest[1]:
+                    self.cpu_details[i] = self.watch.explain(slept, woke)
+            self._longest = (max(self._longest[0], stall), max(self._longest[1], hub))
+            self.samples.append(stall)
+            self.cpu.append((wall, hub, time.process_time() - process0))
+
+    def mark(self) -> int:
+        """``len(samples)``, to open a window; the stalls explained from now on are
+        those long compared with this window's (not an earlier one's)."""
+        self._longest = (0.0, 0.0)
+        return len(self.samples)
 
     def window(self, start: int, end: int | None = None) -> list[float]:
         """Samples taken between two ``len(samples)`` marks."""
         return self.samples[start:end]
 
-    def worst(self, start: int, end: int | None = None) -> dict[str, float]:
+    def worst(self, start: int, end: int | None = None) -> dict[str, Any]:
         """Where the time of the window's longest stall went, in ms: the hub thread on a
         CPU (the loop's own work), the other threads on a CPU (the double, holding the
         GIL), and neither (the process waited for a CPU of a busy machine)."""
@@ -135,9 +162,27 @@ class LoopLag:
         i = start + max(range(len(window)), key=window.__getitem__)
         wall, hub, process = self.cpu[i]
         other = max(0.0, process - hub)
-        return {"stall_ms": self.samples[i] * 1000, "hub_cpu_ms": hub * 1000,
-                "other_cpu_ms": other * 1000,
-                "off_cpu_ms": max(0.0, wall - hub - other) * 1000}
+        worst: dict[str, Any] = {"stall_ms": self.samples[i] * 1000, "hub_cpu_ms": hub * 1000,
+                                 "other_cpu_ms": other * 1000,
+                                 "off_cpu_ms": max(0.0, wall - hub - other) * 1000}
+        if i in self.details:
+            worst["what"] = self.details[i]
+        return worst
+
+    def longest_cpu(self, start: int, end: int | None = None) -> dict[str, Any]:
+        """The sample (between two marks) whose sleep saw the most hub-thread CPU time:
+        ``cpu_ms``, the loop's own work during one 5 ms sleep and the stall that
+        followed (what the stall would be on an idle machine), and ``what`` ran then
+        (with a ``watch``)."""
+        window = self.cpu[start:end]
+        if not window:
+            return {"cpu_ms": 0.0}
+        i = start + max(range(len(window)), key=lambda k: window[k][1])
+        out: dict[str, Any] = {"cpu_ms": self.cpu[i][1] * 1000,
+                               "stall_ms": self.samples[i] * 1000}
+        if i in self.cpu_details:
+            out["what"] = self.cpu_details[i]
+        return out
 
 
 def pct(values: list[float], q: float) -> float:

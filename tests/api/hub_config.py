@@ -26,6 +26,7 @@ from jupyterhub.proxy import Proxy
 from jupyterhub.spawner import Spawner
 
 import firecrestspawner.api  # noqa: F401  (registers the callback handler)
+from firecrestspawner.gcfreeze import freeze_after_start
 
 STATE = Path(os.environ["F7T_HUB_DIR"])
 
@@ -103,3 +104,5 @@ c.JupyterHub.load_roles = [
 ]
 c.Spawner.start_timeout = 60
 c.Spawner.http_timeout = 30
+# As the hub image's jupyterhub_config.py: freeze the start-up heap once started.
+freeze_after_start()

@@ -314,3 +314,13 @@ def test_handler_is_registered_once(hub: Hub) -> None:
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert out.stdout.strip() == "1", out
+
+
+def test_heap_is_frozen_once_the_hub_started(hub: Hub) -> None:
+    """The image's gc.freeze after start-up runs in a real JupyterHub (5.x and 6.x)."""
+    deadline = time.monotonic() + 30
+    while "gc.freeze() moved" not in hub.log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, "no gc.freeze after start-up\n" + hub.tail()
+        time.sleep(0.2)
+    line = next(x for x in hub.log.read_text().splitlines() if "gc.freeze() moved" in x)
+    assert int(line.split("gc.freeze() moved ")[1].split()[0]) > 10_000, line

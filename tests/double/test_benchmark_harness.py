@@ -52,3 +52,36 @@ async def test_tiny_polling_benchmark_counts_both_modes() -> None:
     out = io.StringIO()
     polling.report(figures, out)
     assert "requests/interval" in out.getvalue() and "batched" in out.getvalue()
+    assert out.getvalue().count("most hub-thread CPU in one 5 ms sample") == 2
+
+
+async def test_loop_watch_names_the_callback_behind_a_stall() -> None:
+    import asyncio
+    import time
+
+    from benchmarks.loopwatch import LoopWatch, render
+    from benchmarks.spawn import LoopLag
+
+    def hog() -> None:  # 60 ms of the hub thread's CPU in one callback
+        start = time.thread_time()
+        while time.thread_time() - start < 0.06:
+            pass
+
+    watch = LoopWatch()
+    watch.install()
+    try:
+        lag = LoopLag(watch=watch)
+        sampler = asyncio.get_running_loop().create_task(lag.run())
+        await asyncio.sleep(0.05)
+        mark = lag.mark()
+        asyncio.get_running_loop().call_soon(hog)
+        await asyncio.sleep(0.05)
+        lag.running = False
+        await sampler
+    finally:
+        watch.uninstall()
+    worst = lag.worst(mark)
+    assert worst["stall_ms"] >= 50
+    assert "hog" in render(worst["what"]), worst
+    busiest = lag.longest_cpu(mark)
+    assert busiest["cpu_ms"] >= 60 and "hog" in render(busiest["what"]), busiest
