@@ -133,8 +133,10 @@ class LoopWatch:
         if rest:
             callbacks.append((f"{len(rest)} other callbacks", sum(int(g[0]) for _, g in rest),
                               sum(g[1] for _, g in rest), sum(g[2] for _, g in rest)))
+        # A collection may run (and be logged) while this runs: read a copy (list()
+        # copies without allocating a tracked object mid-way).
         collections = [(gen, wall * 1000, cpu * 1000)
-                       for t, wall, cpu, gen in self.collections
+                       for t, wall, cpu, gen in list(self.collections)
                        if t < end and t + wall > start and wall > 0.0005]
         return {"callbacks": callbacks, "gc": collections,
                 "outside_ms": max(0.0, (end - start - inside) * 1000)}

@@ -316,3 +316,27 @@ def test_the_culler_section_registers_a_service_with_its_own_role(tmp_path: Path
     assert "services" not in c.JupyterHub and "load_roles" not in c.JupyterHub
     with pytest.raises(hubconfig.HubConfigError, match="culler.timeout: 0 is less than"):
         hubconfig.validate({"culler": {"timeout": 0}}, "hub.yaml")
+
+
+def test_image_config_freezes_the_heap_once_the_hub_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The image's config arranges firecrestspawner.gcfreeze for the running hub's start."""
+    import asyncio
+
+    from jupyterhub.app import JupyterHub
+
+    from firecrestspawner import gcfreeze
+
+    monkeypatch.delenv(hubconfig.CONFIG_ENV, raising=False)
+    monkeypatch.delenv(gcfreeze.ENV, raising=False)
+    loop = asyncio.new_event_loop()
+    app = JupyterHub.instance()
+    try:
+        app._start_future = loop.create_future()
+        app.load_config_file(str(IMAGE_CONFIG))
+        assert gcfreeze._armed is app._start_future
+    finally:
+        JupyterHub.clear_instance()
+        loop.close()
+        gcfreeze._armed = None
