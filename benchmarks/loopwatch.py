@@ -10,8 +10,8 @@ says what ran between the moment a sampler's sleep was due and the moment it wok
 the callbacks grouped by name, the collections, and the time outside any callback (the
 loop's own bookkeeping and ``select``, or the process waiting for a CPU).
 
-The cost is two clock reads and one name per callback (about 1-2 µs), paid by every
-mode a benchmark compares alike.
+The cost is four clock reads and one name per callback (about 1-2 µs), paid by every
+mode a benchmark compares alike; logging allocates nothing the garbage collector tracks.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections import deque
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,10 +59,19 @@ class LoopWatch:
     """Logs of the loop's callbacks and of the collections (see the module text)."""
 
     keep: int = 50_000
-    #: (start perf_counter s, wall s, hub-thread CPU s, name)
-    runs: deque[tuple[float, float, float, str]] = field(default_factory=deque)
+    #: Ring buffers of the callbacks' runs: start (perf_counter s), wall s, hub-thread
+    #: CPU s (arrays of doubles) and names (strings): logging a run allocates no object
+    #: the garbage collector tracks. (A deque of tuples would, and its evictions would
+    #: free old tracked objects, which lowers CPython's young-generation count and so
+    #: delays and enlarges the very collections being measured.)
+    _t: array[float] = field(default_factory=lambda: array("d"))
+    _wall: array[float] = field(default_factory=lambda: array("d"))
+    _cpu: array[float] = field(default_factory=lambda: array("d"))
+    _names: list[str] = field(default_factory=list)
+    #: runs logged so far (the next one goes to index _count % keep)
+    _count: int = 0
     #: (start perf_counter s, wall s, CPU s of the collecting thread, generation)
-    collections: deque[tuple[float, float, float, int]] = field(default_factory=deque)
+    collections: list[tuple[float, float, float, int]] = field(default_factory=list)
     _original: Callable[[Any], None] | None = None
     _gc_start: tuple[float, float] = (0.0, 0.0)
 
@@ -70,23 +79,30 @@ class LoopWatch:
         """Start logging (idempotent)."""
         if self._original is not None:
             return
-        self.runs = deque(maxlen=self.keep)
-        self.collections = deque(maxlen=self.keep // 10)
+        keep = self.keep
+        self._t, self._wall, self._cpu = (array("d", bytes(8 * keep)) for _ in range(3))
+        self._names = [""] * keep
+        self._count = 0
+        self.collections = []
         original = asyncio.events.Handle._run
-        runs = self.runs
+        starts, walls, cpus, names = self._t, self._wall, self._cpu, self._names
         clock, cpu = time.perf_counter, time.thread_time
+        watch = self
 
         def timed_run(handle: asyncio.Handle) -> None:
             t, c = clock(), cpu()
             original(handle)
             wall = clock() - t
+            used = cpu() - c
             callback = handle._callback  # type: ignore[attr-defined]
             name = describe(callback)
             if wall > DETAIL_S:
                 where = innermost(callback)
                 if where and not name.endswith(where):
                     name = f"{name} (stopped in {where})"
-            runs.append((t, wall, cpu() - c, name))
+            i = watch._count % keep
+            starts[i], walls[i], cpus[i], names[i] = t, wall, used, name
+            watch._count += 1
 
         self._original = original
         asyncio.events.Handle._run = timed_run  # type: ignore[method-assign,assignment]
@@ -116,7 +132,9 @@ class LoopWatch:
         ``outside_ms``, the part of the interval in no callback."""
         groups: dict[str, list[float]] = {}
         inside = 0.0
-        for t, wall, cpu, name in reversed(self.runs):
+        for k in range(self._count - 1, max(-1, self._count - 1 - self.keep), -1):
+            i = k % self.keep
+            t, wall, cpu, name = self._t[i], self._wall[i], self._cpu[i], self._names[i]
             if t + wall < start:
                 break
             if t >= end:
@@ -133,10 +151,9 @@ class LoopWatch:
         if rest:
             callbacks.append((f"{len(rest)} other callbacks", sum(int(g[0]) for _, g in rest),
                               sum(g[1] for _, g in rest), sum(g[2] for _, g in rest)))
-        # A collection may run (and be logged) while this runs: read a copy (list()
-        # copies without allocating a tracked object mid-way).
+        # A collection may run (and be logged) while this runs: read a copy.
         collections = [(gen, wall * 1000, cpu * 1000)
-                       for t, wall, cpu, gen in list(self.collections)
+                       for t, wall, cpu, gen in self.collections[:]
                        if t < end and t + wall > start and wall > 0.0005]
         return {"callbacks": callbacks, "gc": collections,
                 "outside_ms": max(0.0, (end - start - inside) * 1000)}
