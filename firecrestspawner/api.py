@@ -10,10 +10,14 @@ Importing this module registers the handler in ``jupyterhub.apihandlers.default_
 it must therefore be imported before JupyterHub builds its web application (the spawner
 module imports it; a ``jupyterhub_config.py`` may also ``import firecrestspawner.api``).
 
-Answers: 200 accepted; 400 bad body or a value the spawner rejects (its ValueError
-message); 403 missing/invalid token, a token that belongs to no starting server of a
-spawner with ``receive_callback``, or a spawner that is no longer waiting (its
-RuntimeError message, e.g. a second callback for the same start).
+The answer comes at once (no FirecREST request), so that the launcher execs JupyterLab
+without waiting: 200 accepted (the host is verified: one of the job's nodes the hub
+already saw); 202 recorded (``receive_callback`` returned False: the hub verifies the
+host while JupyterLab starts, and a host that is not the job's fails the start, see
+:mod:`firecrestspawner.callback`); 400 bad body or a value the spawner rejects (its
+ValueError message); 403 missing/invalid token, a token that belongs to no starting
+server of a spawner with ``receive_callback``, or a spawner that is no longer waiting
+(its RuntimeError message, e.g. a second callback for the same start).
 """
 
 from __future__ import annotations
@@ -112,16 +116,21 @@ class FirecRESTCallbackHandler(APIHandler):
         try:
             result = receive(host, port)
             if inspect.isawaitable(result):
-                await result
+                result = await result
         except ValueError as exc:
             raise web.HTTPError(400, f"callback rejected by the spawner: {exc}") from None
         except RuntimeError as exc:
             # the spawner is no longer waiting (e.g. a second callback for the same start)
             raise web.HTTPError(403, f"callback refused by the spawner: {exc}") from None
-        self.log.info("firecrestspawner callback for %s: %s:%d", spawner._log_name, host, port)
-        self.set_status(200)
+        if result is False:  # recorded; the start flow verifies the host
+            status, message = 202, "callback recorded; the hub verifies the host"
+        else:
+            status, message = 200, "callback accepted"
+        self.log.info("firecrestspawner %s for %s: %s:%d", message, spawner._log_name, host,
+                      port)
+        self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"message": "callback accepted", "host": host, "port": port}))
+        self.finish(json.dumps({"message": message, "host": host, "port": port}))
 
 
 def register() -> None:

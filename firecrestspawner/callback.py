@@ -1,17 +1,27 @@
 """The callback binding: the host a starting job reports must be one of the job's own nodes.
 
-:class:`CallbackBinding` (a base of FirecRESTSpawner) checks a callback
-(:meth:`CallbackBinding._bind_callback`, behind ``receive_callback``): the reported
-host must be one of the job's allocated nodes as FirecREST reports them, in a form
-the ``node_addresses`` setting allows, or an IP address such a name resolves to
-(DNS looked up asynchronously: the hub's loop never blocks). The matching itself is
-the shared, stdlib-only :mod:`firecrestspawner.compute.hosts`.
+:class:`CallbackBinding` (a base of FirecRESTSpawner) handles a callback in two steps,
+so that the check of the host costs JupyterLab's start-up nothing:
 
-The nodes come from the start flow's last job status when it showed the job RUNNING
-(``_nodes_seen``: FirecREST's answer about this job, seen during this start), so the
-callback costs no FirecREST request; only a host that is not among them (or no nodes
-seen yet) makes the check ask FirecREST for the job's nodes again
-(``callback_node_lookups`` counts these requests).
+1. **record** (:meth:`CallbackBinding._bind_callback`, behind ``receive_callback``,
+   answered at once): host and port are validated, and the host is checked against the
+   nodes of the start flow's last job status that showed the job RUNNING
+   (``_nodes_seen``: no FirecREST request). Found there, the binding is verified now
+   (the handler answers 200); otherwise the claim is only recorded (202) and the launcher
+   execs JupyterLab right away;
+2. **verify** (:meth:`CallbackBinding._verify_binding`, in the start flow, while
+   JupyterLab starts): the job's nodes from the start flow's own status check after the
+   callback, and when the host is not among them, FirecREST is asked for the job's nodes
+   again (``callback_node_lookups`` counts these requests). A host that is not the job's
+   fails the start with a :class:`~.errors.StartFailed` (403) naming the host and the
+   job; the start flow then cancels the job.
+
+The hub never contacts a host before its binding is verified: ``start()`` checks that
+JupyterLab answers (:mod:`.readiness`) only after step 2, and returns (hence the
+proxy routes) only after both. A host matches when it is one of the job's allocated
+nodes as FirecREST reports them, in a form the ``node_addresses`` setting allows, or an
+IP address such a name resolves to (DNS looked up asynchronously: the hub's loop never
+blocks). The matching itself is the shared, stdlib-only :mod:`firecrestspawner.compute.hosts`.
 """
 
 from __future__ import annotations
@@ -21,43 +31,79 @@ import ipaddress
 from typing import Any
 
 from .compute.hosts import NO_NODES, HostMatch, expand_hostlist, match_allocated
-from .core import SpawnerCore
+from .core import Claim, SpawnerCore
 from .errors import StartFailed
 from .gateway import GatewayError
 from .settings import node_addressing
+from .slurm import JobStatus, Phase
 from .validation import validate_host, validate_port
 
 
 class CallbackBinding(SpawnerCore):
     """Accept a job's callback only for a host among the job's nodes (see the module text)."""
 
-    async def _bind_callback(self, host: str, port: int) -> None:
-        """The check behind :meth:`~.spawner.FirecRESTSpawner.receive_callback`."""
+    async def _bind_callback(self, host: str, port: int) -> bool:
+        """Record a callback (behind :meth:`~.spawner.FirecRESTSpawner.receive_callback`):
+        True when its host was verified at once (one of the nodes the start flow saw),
+        False when it is recorded for :meth:`_verify_binding`. Never asks FirecREST."""
         host = validate_host(host)
         port = validate_port(port)
         future = self._callback
-        if (self._starting and future is not None and future.done()
-                and not future.cancelled() and future.exception() is None
-                and future.result() == (host, port)):
-            return
-        if not self._starting or future is None or future.done():
+        if not self._starting or future is None or (future.done() and not self._repeat(host, port)):
             raise RuntimeError(
                 f"{self._log_name} is not waiting for a callback (job {self.job_id or 'none'});"
                 " the server was not starting, or already got its callback"
             )
-        # The nodes the start flow's last status showed for this job (RUNNING): no
-        # FirecREST round trip when the host is one of them. None seen yet, or the host
-        # is not among them: ask FirecREST now.
+        if future.done():  # the launcher retrying after a lost answer: the same claim
+            return future.result().verified is not None
+        # The nodes the start flow's last status showed for this job (RUNNING): verified
+        # now, without a FirecREST round trip. Otherwise recorded: the start flow verifies
+        # the host while JupyterLab starts (see the module text).
         verdict = await self._match(host, self._nodes_seen) if self._nodes_seen else None
+        claim = Claim(host, port, verdict.host if verdict else None)
+        if future.done():  # another callback got in during the match
+            if self._repeat(host, port):
+                return future.result().verified is not None
+            raise RuntimeError(f"{self._log_name} already got its callback "
+                               f"(job {self.job_id})")
+        future.set_result(claim)
+        return claim.verified is not None
+
+    def _repeat(self, host: str, port: int) -> bool:
+        """Whether the start already recorded a callback for exactly ``host:port``."""
+        future = self._callback
+        if future is None or not future.done() or future.cancelled() or future.exception():
+            return False
+        claim = future.result()
+        return (claim.host, claim.port) == (host, port)
+
+    async def _verify_binding(self, claim: Claim,
+                              status: JobStatus | None) -> tuple[str, JobStatus | None]:
+        """The host the hub may connect to for ``claim`` (the reported host, or the
+        address it resolved to), and the job status a FirecREST lookup made for it
+        returned (None: no lookup); raises :class:`~.errors.StartFailed` (403) when the
+        host is not one of the job's nodes. ``status``: the start flow's latest."""
+        if claim.verified is not None:
+            return claim.verified, None
+        nodes = (status.nodes if status is not None and status.phase is Phase.RUNNING
+                 and status.nodes not in NO_NODES else "")
+        verdict = await self._match(claim.host, nodes) if nodes else None
+        looked_up: JobStatus | None = None
         if verdict is None or not verdict:
-            verdict = await self._match(host, await self._job_nodes())
+            looked_up = await self._job_nodes()
+            verdict = await self._match(claim.host, looked_up.nodes if looked_up else "")
+        if self._stop_requested:
+            raise StartFailed(f"The server was stopped while job {self.job_id} was "
+                              "starting", 400)
         if not verdict:
-            why = f"job {self.job_id} reported a host that is not its own: {verdict.reason}"
-            if not future.done():
-                future.set_exception(StartFailed(f"The callback was refused: {why}", 403))
-            raise RuntimeError(why)
-        if not future.done():
-            future.set_result((verdict.host, port))
+            raise StartFailed(
+                f"The callback was refused: job {self.job_id} reported a host that is not "
+                f"its own: {verdict.reason}. The job was cancelled; if the launcher reports "
+                "a name of the node the hub does not know, ask your administrator "
+                "(FirecRESTSpawner.node_addresses)", 403)
+        self.log.info("%s: callback host %s verified: a node of job %s", self._log_name,
+                      claim.host, self.job_id)
+        return verdict.host, looked_up
 
     async def _match(self, host: str, nodes: str) -> HostMatch:
         """Whether ``host`` is one of ``nodes`` (a Slurm host list), by name, by a
@@ -74,26 +120,27 @@ class CallbackBinding(SpawnerCore):
                     return by_ip
         return verdict
 
-    async def _job_nodes(self) -> str:
-        """The job's nodes as FirecREST reports them (waits up to callback_node_wait s
-        for FirecREST's accounting to show them)."""
+    async def _job_nodes(self) -> JobStatus | None:
+        """The job's status once FirecREST reports its nodes (waits up to
+        callback_node_wait s for its accounting to show them); the last status seen
+        (None: none) when it did not in time."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.callback_node_wait
-        nodes = ""
+        last: JobStatus | None = None
         self.callback_node_lookups += 1
-        while True:
+        while not self._stop_requested:
             try:
-                status = await self.gateway().status(self.job_system, self.job_id,
-                                                     confirm_gone=False)
-                nodes = status.nodes
-                if nodes and nodes not in NO_NODES:
-                    return nodes
+                last = await self.gateway().status(self.job_system, self.job_id,
+                                                   confirm_gone=False)
+                if last.nodes and last.nodes not in NO_NODES:
+                    return last
             except GatewayError as exc:
                 self.log.warning("%s: cannot read job %s's nodes for its callback: %s",
                                  self._log_name, self.job_id, exc.detail)
             if loop.time() >= deadline:
-                return nodes
+                break
             await asyncio.sleep(0.25)
+        return last
 
     @staticmethod
     async def _addresses(name: str) -> list[str]:

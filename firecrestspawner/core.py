@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from firecrest.v2 import AsyncFirecrest
@@ -36,6 +37,17 @@ _service_clients: dict[tuple[int, tuple[str, ...]], tuple[AsyncFirecrest,
                                                            ClientCredentialsAuth]] = {}
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What a job's callback reported (host and port as sent) and, once the binding is
+    verified, the host the hub connects to (``verified``: the reported name, or the
+    address it resolved to; None while not verified)."""
+
+    host: str
+    port: int
+    verified: str | None = None
+
+
 class SpawnerCore(FirecRESTSettings, _SpawnerBase):
     """Per-server state, gateways and progress events (a base of FirecRESTSpawner)."""
 
@@ -54,7 +66,7 @@ class SpawnerCore(FirecRESTSettings, _SpawnerBase):
         self._gw: JobGateway | None = None
         self._poll_gw: JobGateway | None = None
         # a start (see startflow)
-        self._callback: asyncio.Future[tuple[str, int]] | None = None
+        self._callback: asyncio.Future[Claim] | None = None
         self._events: list[dict[str, Any]] = []
         self._events_changed: asyncio.Event | None = None
         self._starting = False

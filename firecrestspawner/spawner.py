@@ -146,19 +146,21 @@ class FirecRESTSpawner(walltime.WalltimeMixin, StartFlow, PollFlow, CallbackBind
                 self._events_changed = asyncio.Event()
             await self._events_changed.wait()
 
-    async def receive_callback(self, host: str, port: int) -> None:
+    async def receive_callback(self, host: str, port: int) -> bool:
         """Called by the callback handler (:mod:`.api`) when the job reports where its
-        JupyterLab listens. Returns None once recorded (the waiting start returns it).
+        JupyterLab listens; answers at once, without asking FirecREST.
 
-        The host must be one of the job's allocated nodes as FirecREST reports them
-        (in a form ``node_addresses`` allows, or an IP address such a name resolves
-        to; see :mod:`.callback`). A repeated callback with the same host and port (a
-        launcher retrying after a lost answer) is accepted again. Raises ValueError for
-        a bad host or port; RuntimeError when no start waits (or it already got another
-        address) and when the host is not the job's (403; the start then fails, naming
-        host and nodes).
+        Returns True when the host was verified at once (one of the job's nodes the
+        start flow already saw), False when the claim is recorded and the start flow
+        verifies it while JupyterLab starts: the host must be one of the job's
+        allocated nodes as FirecREST reports them (in a form ``node_addresses`` allows,
+        or an IP address such a name resolves to; see :mod:`.callback`), else the start
+        fails (403, naming host and nodes) and the job is cancelled. A repeated callback
+        with the same host and port (a launcher retrying after a lost answer) is
+        accepted again. Raises ValueError for a bad host or port; RuntimeError when no
+        start waits (or it already got another address).
         """
-        await self._bind_callback(host, port)
+        return await self._bind_callback(host, port)
 
     # ================================================================ poll
     async def poll(self) -> int | None:

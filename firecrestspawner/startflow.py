@@ -9,11 +9,14 @@ batch script is written (:meth:`StartFlow._start_job`):
    events: queued with Slurm's reason, running on its nodes) until the launcher's
    callback arrives, the job ends, is requeued (:mod:`.requeue`), the user stops the
    server, or the start budget (``start_timeout`` minus a margin) runs out;
-3. on any failure the job is cancelled and its end confirmed (or handed to the
-   reconciler) before the :class:`~.errors.StartFailed` leaves;
-4. after the callback, wait until JupyterLab answers (:mod:`.readiness`, checked every
-   0.1 s within ``http_timeout``), so that JupyterHub's own check, with its back-off,
-   succeeds at once.
+3. after the callback (answered at once, JupyterLab starting meanwhile), verify that the
+   reported host is one of the job's nodes (:mod:`.callback`; a host that is not fails
+   the start with 403), then wait until JupyterLab answers (:mod:`.readiness`, checked
+   every 0.1 s within ``http_timeout``), so that JupyterHub's own check, with its
+   back-off, succeeds at once: the hub contacts only a verified host, and ``start()``
+   returns (the proxy routes) only once both are done;
+4. on any failure the job is cancelled and its end confirmed (or handed to the
+   reconciler) before the :class:`~.errors.StartFailed` leaves.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from . import diagnostics, health, readiness, walltime
+from .callback import CallbackBinding
 from .compute.hosts import NO_NODES
 from .ending import JobEnding
 from .errors import JobEnded, LoginRequired, StartFailed, StartTimeout
@@ -32,7 +36,7 @@ from .requeue import requeue_message, requeued
 from .slurm import JobStatus, Phase
 
 
-class StartFlow(JobEnding):
+class StartFlow(JobEnding, CallbackBinding):
     """Submit a server's job and wait for it to come up (see the module text)."""
 
     async def _start_job(self, script: str, workdir: str,
@@ -157,14 +161,21 @@ class StartFlow(JobEnding):
                 raise StartFailed(f"The server was stopped while job {self.job_id} was "
                                   "starting", 400)
             if self._callback.done():
-                host, port = self._callback.result()
+                claim = self._callback.result()
                 if last is None or last.phase is not Phase.RUNNING:
                     last = await self._status_during_start(gw) or last
                 if last is not None and last.over:
                     raise JobEnded(self._ended_message(last))
                 if last is not None and last.phase is Phase.RUNNING:
                     self._running_event(last)
-                return host, port
+                # JupyterLab starts meanwhile (the callback was answered at once)
+                host, looked_up = await self._verify_binding(claim, last)
+                if looked_up is not None and looked_up.over:
+                    raise JobEnded(self._ended_message(looked_up))
+                if (looked_up is not None and looked_up.phase is Phase.RUNNING
+                        and (last is None or last.phase is not Phase.RUNNING)):
+                    self._running_event(looked_up)
+                return host, claim.port
             status = await self._status_during_start(gw)
             if status is not None:
                 last = status

@@ -10,7 +10,9 @@ sections 1 and 2):
 4. decide the host name the hub should connect to (``FIRECRESTSPAWNER_HOST``, else
    the node's fully qualified name);
 5. ``POST`` ``{"host": ..., "port": ...}`` to the hub's callback URL with the server's
-   API token, retrying connection errors and 5xx answers for a bounded time;
+   API token, retrying connection errors and 5xx answers for a bounded time; the hub
+   answers at once, 200 (host verified) or 202 (recorded: the hub checks that the host
+   is one of the job's nodes while JupyterLab starts, and cancels the job if not);
 6. exec ``jupyterhub-singleuser --port=<port> --ip=<ip>`` plus any extra arguments.
 
 Only the standard library is used (plus :mod:`firecrestspawner.compute.envcodec` and
@@ -312,7 +314,8 @@ def _reason(body: bytes) -> str:
 def post_callback(cb: Callback, host: str, port: int) -> None:
     """POST ``{"host", "port"}`` to the hub; retry connection errors and 5xx until the deadline.
 
-    4xx answers are final: raise LaunchError with the hub's reason.
+    Any 2xx lets the launch go on (200: host verified; 202: recorded, verified by the hub
+    while JupyterLab starts). 4xx answers are final: raise LaunchError with the hub's reason.
     """
     body = json.dumps({"host": host, "port": port}).encode()
     # Proxies from the environment are ignored on purpose: jupyterhub-singleuser talks to
@@ -340,7 +343,9 @@ def post_callback(cb: Callback, host: str, port: int) -> None:
         try:
             with opener.open(request, timeout=max(1.0, min(ATTEMPT_TIMEOUT, remaining))) as resp:
                 log.info(
-                    "hub accepted the callback (HTTP %s) after %d attempt(s)", resp.status, attempt
+                    "hub accepted the callback (HTTP %s%s) after %d attempt(s)", resp.status,
+                    ": recorded, the hub verifies the host" if resp.status == 202 else "",
+                    attempt,
                 )
                 return
         except urllib.error.HTTPError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import stat
@@ -131,6 +132,18 @@ def test_post_callback_against_the_stub() -> None:
             singleuser.post_callback(wrong, "nid000001", 4242)
         assert info.value.exit_code == singleuser.EXIT_CALLBACK_REFUSED
         assert "HTTP 403" in str(info.value) and "not-the-token" not in str(info.value)
+
+
+def test_post_callback_goes_on_when_the_hub_only_records_it(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """202: the hub recorded the callback and verifies the host while JupyterLab starts;
+    the launcher goes on at once (one request, no retry)."""
+    with HubStub(user="alice", api_token="secret-token", accept_status=202) as stub:
+        cb = singleuser.Callback(stub.api_url + "/firecrestspawner/callback", "secret-token", 20.0)
+        with caplog.at_level(logging.INFO, logger="firecrestspawner-singleuser"):
+            singleuser.post_callback(cb, "nid000001", 4242)
+        assert stub.callbacks == [("nid000001", 4242)]
+        assert "HTTP 202: recorded, the hub verifies the host) after 1 attempt(s)" in caplog.text
 
 
 # ---------------------------------------------------------------------------

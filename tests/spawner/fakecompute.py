@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,9 @@ class Lab:
     callback_status: int | None = None
     callback_body: str = ""
     hits: int = 0
+    #: When (time.monotonic()) the hub answered the callback, and first requested the lab.
+    callback_answered: float | None = None
+    first_hit: float | None = None
 
 
 @dataclass
@@ -81,6 +85,8 @@ class FakeCompute:
 
         async def answer(request: web.Request) -> web.Response:
             lab.hits += 1
+            if lab.first_hit is None:
+                lab.first_hit = time.monotonic()
             return web.json_response({"fake": "jupyterlab", "path": request.path},
                                      status=self.lab_status)
 
@@ -99,6 +105,7 @@ class FakeCompute:
         headers = {"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}"}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s, \
                 s.post(url, json={"host": self.host, "port": lab.port}, headers=headers) as r:
+            lab.callback_answered = time.monotonic()
             lab.callback_status = r.status
             lab.callback_body = await r.text()
 

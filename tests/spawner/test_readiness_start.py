@@ -44,7 +44,7 @@ async def test_a_lab_that_never_answers_fails_the_start_and_its_job_is_cancelled
     assert events[-1].get("failed"), events[-1]
     message = events[-1]["message"]
     (lab,) = compute.labs.values()
-    assert lab.callback_status == 200
+    assert lab.callback_status in (200, 202)  # verified at once, or recorded
     assert "did not answer the hub within 2 s" in message and lab.job_id in message, message
     assert "http_timeout" in message
     await wait_for(lambda: _state(double, lab.job_id).startswith("CANCELLED"), 10,

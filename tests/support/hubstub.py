@@ -50,7 +50,9 @@ class HubStub:
 
     ``refuse_callback=(status, message)`` makes the callback endpoint answer with that
     error instead of accepting (to test the launcher's handling of a refusing hub);
-    ``transient_failures=n`` makes the first ``n`` callbacks answer 503 (a hub restarting).
+    ``transient_failures=n`` makes the first ``n`` callbacks answer 503 (a hub restarting);
+    ``accept_status=202`` answers an accepted callback as the hub does when it records the
+    host and verifies it while JupyterLab starts (default 200: verified at once).
     """
 
     user: str
@@ -59,6 +61,7 @@ class HubStub:
     version: str = "6.1.1"
     refuse_callback: tuple[int, str] | None = None
     transient_failures: int = 0
+    accept_status: int = 200
     requests: list[RequestRecord] = field(default_factory=list)
     callbacks: list[tuple[str, int]] = field(default_factory=list)
     activity: list[dict[str, Any]] = field(default_factory=list)
@@ -257,7 +260,8 @@ def _make_handler(stub: HubStub) -> type[BaseHTTPRequestHandler]:
                 self._error(400, problem)
                 return
             stub.add_callback(host, port)
-            self._send(200, {"message": f"callback received: {host}:{port}"}, f"{host}:{port}")
+            self._send(stub.accept_status, {"message": f"callback received: {host}:{port}"},
+                       f"{host}:{port}")
 
     return Handler
 
