@@ -11,12 +11,19 @@ answering through the proxy:
   seconds, are printed beside it);
 * **container start** (Podman; for the venv case: the interpreter's start): script
   start → the launcher's first log line inside the job;
-* **launcher + callback** (ours): the launcher's first line → its ``exec`` line (port
-  picked, callback POSTed and accepted);
+* **launcher + callback accepted** (ours): the launcher's first line → its ``exec`` line
+  (port picked, callback POSTed and answered: the hub answers at once, 200 when it
+  verified the host then, 202 when it recorded it and verifies it while JupyterLab
+  starts);
 * **JupyterLab start**: exec → JupyterLab logged that it runs;
-* **hub readiness check** (JupyterHub's): JupyterLab running → the hub logged that it adds
-  the route (``Adding user … to proxy``): the hub's HTTP check of the server, after the
-  spawner's ``start()`` returned;
+* **host verified after exec** (for information, beside JupyterLab's start): exec → the
+  hub logged that the callback's host is one of the job's nodes (``callback host …
+  verified``); "-" when verified as the callback came (then inside the callback's time);
+* **binding verified after Lab ready** (ours): the time ``start()`` still waited for that
+  verification once JupyterLab ran (0 when it was verified before: the usual case);
+* **hub readiness check**: JupyterLab running (or, if later, the host verified) → the hub
+  logged that it adds the route (``Adding user … to proxy``): the spawner's check that
+  Lab answers (every 0.1 s) and JupyterHub's own, after ``start()`` returned;
 * **proxy route** (ours: the chp image): that line → the proxy logged it answered the
   hub's ``POST /api/routes/user/<name>`` (the chp container's log), i.e. one call to the
   proxy's REST API;
@@ -71,6 +78,7 @@ class Timeline:
     launcher_start: float | None = None
     launcher_exec: float | None = None
     lab_running: float | None = None
+    verified: float | None = None
     route_start: float | None = None
     route_done: float | None = None
     slurm_submit: str = ""
@@ -80,18 +88,29 @@ class Timeline:
         def span(a: float | None, b: float | None) -> float | None:
             return None if a is None or b is None else b - a
 
+        # no "verified" line: the host was verified as the callback came (in its time)
+        lab_ready = self.lab_running
+        verify_wait: float | None = 0.0
+        if self.verified is not None and self.lab_running is not None:
+            verify_wait = max(0.0, self.verified - self.lab_running)
+            lab_ready = max(self.lab_running, self.verified)
+        elif self.verified is not None:
+            verify_wait = None
         return {
             "submit (ours)": span(self.request, self.submitted),
             "Slurm queue + job start": span(self.submitted, self.script_start),
             "container/interpreter start": span(self.script_start, self.launcher_start),
-            "launcher + callback (ours)": span(self.launcher_start, self.launcher_exec),
+            "launcher + callback accepted (ours)": span(self.launcher_start, self.launcher_exec),
             "JupyterLab start": span(self.launcher_exec, self.lab_running),
-            "hub readiness check": span(self.lab_running, self.route_start),
+            "host verified after exec": span(self.launcher_exec, self.verified),
+            "binding verified after Lab ready (ours)": verify_wait,
+            "hub readiness check": span(lab_ready, self.route_start),
             "proxy route (ours)": span(self.route_start, self.route_done),
             "to the browser": span(self.route_done, self.reachable),
-            "ours (submit + callback + route)": _sum(
+            "ours (submit + callback + verification wait + route)": _sum(
                 span(self.request, self.submitted),
                 span(self.launcher_start, self.launcher_exec),
+                verify_wait,
                 span(self.route_start, self.route_done)),
             "total": self.reachable - self.request,
         }
@@ -139,6 +158,8 @@ def fill(dep: stack.Deployment, t: Timeline) -> None:
         m = re.search(rf"{re.escape(t.user)}.*: Job (\d+) submitted", text)
         if m and t.submitted is None:
             t.submitted, t.job_id = when, m.group(1)
+        if (t.verified is None and re.search(rf"{re.escape(t.user)}.*: callback host \S+ verified", text)):
+            t.verified = when
         if f"Adding user {t.user} to proxy" in text and t.route_start is None:
             t.route_start = when
     # the proxy logs each request of its REST API once answered
@@ -223,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.e2e", description=__doc__.split("\n\n")[0])
     p.add_argument("--users", type=int, default=10, help="users spawning at once (default 10; 0 skips that part)")
     p.add_argument("--single", type=int, default=2, help="single spawns per case (default 2; 0 skips them)")
+    p.add_argument("--hub-log", type=Path, default=None,
+                   help="after the users at once: write the hub container's log (docker timestamps) to this file")
     args = p.parse_args(argv)
     try:
         stack.check_host()
@@ -267,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         for t in rows:
             fill(dep, t)
         print(f"\n## {len(apis)} users at once, native venv (seconds)\n\n{table(rows)}")
+        if args.hub_log is not None:
+            assert dep.hub.container is not None
+            args.hub_log.write_bytes(dep.hub.container.logs(timestamps=True))
+            print(f"\nhub log: {args.hub_log}")
     return 0
 
 
