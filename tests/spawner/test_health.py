@@ -27,7 +27,10 @@ async def test_unhealthy_scheduler_refuses_the_start_until_it_recovers(
     skew = [0.0]
     monkeypatch.setattr(health, "_clock", lambda: time.monotonic() + skew[0])
     double.unhealthy[("cluster", "scheduler")] = "slurmctld not responding"
-    app = await make_hub(health_check_ttl=30)
+    # the refusal comes within the POST itself (no progress stream to race: a cached
+    # verdict can fail the start before a progress request would find it pending)
+    app = await make_hub(health_check_ttl=30,
+                         hub={"tornado_settings": {"slow_spawn_timeout": 10}})
     user, client, _ = await login(app, double)
 
     events = await start_server(client)
