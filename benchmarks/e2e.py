@@ -5,7 +5,14 @@ brings up the deployment of ``tests/deploy`` (hub and chp containers, the OIDC p
 FirecREST on real Slurm) and measures, from the spawn request (REST API) to JupyterLab
 answering through the proxy:
 
-* **submit** (ours): request → the spawner logged the job id FirecREST returned (hub log);
+* **JupyterHub before start()**: request → JupyterHub calls ``Spawner.start`` (its
+  debug line ``Calling Spawner.start for <user>``; the deployment logs at DEBUG): JupyterHub's
+  own handling of the spawn request (API token check, the authenticator's pre-spawn
+  refresh at the OIDC provider, the server's OAuth client and API token, database
+  commits), shared by every spawner; "-" when that line is missing;
+* **submit** (ours): ``Spawner.start`` called (or, without that line, the request) → the
+  spawner logged the job id FirecREST returned (hub log): our options, health check,
+  token, batch script and the FirecREST call that submits it to Slurm;
 * **Slurm queue + job start**: job submitted → the batch script's first line ran (a
   ``script_setup`` line printing the time; Slurm's own SubmitTime/StartTime, whole
   seconds, are printed beside it);
@@ -73,6 +80,7 @@ class Timeline:
     request: float
     reachable: float
     job_id: str = ""
+    start_called: float | None = None
     submitted: float | None = None
     script_start: float | None = None
     launcher_start: float | None = None
@@ -97,7 +105,8 @@ class Timeline:
         elif self.verified is not None:
             verify_wait = None
         return {
-            "submit (ours)": span(self.request, self.submitted),
+            "JupyterHub before start()": span(self.request, self.start_called),
+            "submit (ours)": span(self.start_called or self.request, self.submitted),
             "Slurm queue + job start": span(self.submitted, self.script_start),
             "container/interpreter start": span(self.script_start, self.launcher_start),
             "launcher + callback accepted (ours)": span(self.launcher_start, self.launcher_exec),
@@ -108,7 +117,7 @@ class Timeline:
             "proxy route (ours)": span(self.route_start, self.route_done),
             "to the browser": span(self.route_done, self.reachable),
             "ours (submit + callback + verification wait + route)": _sum(
-                span(self.request, self.submitted),
+                span(self.start_called or self.request, self.submitted),
                 span(self.launcher_start, self.launcher_exec),
                 verify_wait,
                 span(self.route_start, self.route_done)),
@@ -154,7 +163,10 @@ def _job_log(user: str, job_dir: str, job_id: str) -> str:
 
 def fill(dep: stack.Deployment, t: Timeline) -> None:
     """Complete ``t`` from the hub's log, the job's output and Slurm."""
+    start_called = re.compile(rf"Calling Spawner\.start for {re.escape(t.user)}\b")
     for when, text in _events(dep.hub.container, t.request):
+        if t.start_called is None and start_called.search(text):
+            t.start_called = when
         m = re.search(rf"{re.escape(t.user)}.*: Job (\d+) submitted", text)
         if m and t.submitted is None:
             t.submitted, t.job_id = when, m.group(1)
