@@ -98,6 +98,22 @@ def slowdown(ref: str) -> float:
     return EMULATED_SLOWDOWN if foreign_arch(arch) is not None else 1.0
 
 
+def process_argv(host: Any, pid: int | str) -> list[str]:
+    """A process's argv inside a container, as the program itself sees it.
+
+    Under qemu-user through binfmt_misc (emulated images, flags ``PF``) the kernel runs
+    the interpreter with ``[interpreter, path of the program, original argv...]``, and
+    that is what ``/proc/<pid>/cmdline`` shows: the interpreter's two leading entries
+    are dropped here so that checks read the same argv on every architecture.
+    """
+    raw = host.file(f"/proc/{pid}/cmdline").content_string
+    argv = [part for part in raw.split("\0") if part]
+    first = argv[0].rsplit("/", 1)[-1] if argv else ""
+    if len(argv) >= 3 and (first.startswith("qemu-") or first.endswith("-binfmt-P")):
+        return argv[2:]
+    return argv
+
+
 @pytest.fixture(scope="session")
 def patience(image_ref: str) -> float:
     """The factor the checks' waits are multiplied by for the image under test (slowdown)."""

@@ -29,7 +29,7 @@ else:  # pragma: no cover - Python 3.10 only
     import tomli as tomllib
 
 from f7tbuild import catalogue, engine, lock
-from tests.by_image.conftest import container_logs, free_port, slowdown
+from tests.by_image.conftest import container_logs, free_port, process_argv, slowdown
 from tests.by_image.layers import assert_no_build_secrets
 from tests.support.require import unavailable
 
@@ -210,13 +210,12 @@ def test_api_serves_users_to_a_service_token(hub: RunningHub) -> None:
 def test_runs_as_non_root_under_tini(image_ref: str, hub: RunningHub) -> None:
     host = hub.host
     assert host.check_output("id -u") == "1000"
-    cmdline = host.file("/proc/1/cmdline").content_string.split("\0")
+    cmdline = process_argv(host, 1)
     assert cmdline[0] == "/usr/bin/tini", cmdline
     assert "jupyterhub" in " ".join(cmdline)
     children = host.check_output("cat /proc/1/task/1/children").split()
     assert children, "tini has no child"
-    child = host.file(f"/proc/{children[0]}/cmdline").content_string.replace("\0", " ")
-    assert "jupyterhub" in child
+    assert "jupyterhub" in " ".join(process_argv(host, children[0]))
     config = engine.inspect(image_ref)["Config"]
     assert config["User"] not in ("", "0", "root", "0:0")
     assert config["Entrypoint"] == ["/usr/bin/tini", "--"]
@@ -239,8 +238,7 @@ def test_default_config_keeps_servers_on_hub_restart(hub: RunningHub) -> None:
     assert shown["JupyterHub"]["cleanup_servers"] is False, shown["JupyterHub"]
     assert shown["JupyterHub"]["spawner_class"] == SPAWNER
     assert shown["ConfigurableHTTPProxy"]["should_start"] is False
-    cmdline = hub.host.file("/proc/1/cmdline").content_string.split("\0")
-    assert "/etc/jupyterhub/jupyterhub_config.py" in cmdline
+    assert "/etc/jupyterhub/jupyterhub_config.py" in process_argv(hub.host, 1)
 
 
 def test_locked_versions_are_installed(hub: RunningHub) -> None:

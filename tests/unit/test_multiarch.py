@@ -209,3 +209,31 @@ def test_phases_time_each_step_and_mark_failures() -> None:
     ]
     assert phases.summary()[-1].split() == ["total", "3m15s"]
     assert fmt(59.94) == "59.9s" and fmt(3600) == "60m00s"
+
+
+class _StubFile:
+    def __init__(self, content: str) -> None:
+        self.content_string = content
+
+
+class _StubHost:
+    def __init__(self, cmdlines: dict[str, str]) -> None:
+        self.cmdlines = cmdlines
+
+    def file(self, path: str) -> _StubFile:
+        return _StubFile(self.cmdlines[path])
+
+
+def test_process_argv_drops_the_qemu_user_interpreter() -> None:
+    from tests.by_image.conftest import process_argv
+
+    host = _StubHost({
+        "/proc/1/cmdline": "/usr/libexec/qemu-binfmt/aarch64-binfmt-P\0/usr/bin/tini\0"
+                           "/usr/bin/tini\0--\0jupyterhub\0-f\0/etc/jupyterhub/jupyterhub_config.py\0",
+        "/proc/7/cmdline": "/usr/bin/qemu-aarch64\0/opt/jupyterhub/bin/python\0python\0-m\0x\0",
+        "/proc/8/cmdline": "/usr/bin/tini\0--\0jupyterhub\0",
+    })
+    assert process_argv(host, 1) == ["/usr/bin/tini", "--", "jupyterhub", "-f",
+                                     "/etc/jupyterhub/jupyterhub_config.py"]
+    assert process_argv(host, 7) == ["python", "-m", "x"]
+    assert process_argv(host, 8) == ["/usr/bin/tini", "--", "jupyterhub"]  # native: unchanged
