@@ -127,18 +127,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def run_container() -> Iterator[Callable[..., tuple[str, testinfra.host.Host]]]:
-    """Start containers (host network, detached, removed on exit) through the Docker SDK.
+class Containers:
+    """Containers started through the Docker SDK (host network, detached, removed on exit).
 
-    Call ``run_container(image, *args, env={...}, volumes={host: container}, user=...,
-    health_interval_s=...)``; read-only bind mounts. Returns the container name and a
-    testinfra host on it (testinfra's docker backend). All are removed at teardown.
+    ``start(image, *args, env={...}, volumes={host: container}, user=..., health_interval_s=...)``
+    uses read-only bind mounts and returns the container name and a testinfra host on it
+    (testinfra's docker backend); ``remove_all()`` removes every one started.
     """
-    started: list[str] = []
-    cli = engine.client()
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.cli = engine.client()
 
     def start(
+        self,
         image: str,
         *args: str,
         env: dict[str, str] | None = None,
@@ -152,7 +154,7 @@ def run_container() -> Iterator[Callable[..., tuple[str, testinfra.host.Host]]]:
             ns = int(health_interval_s * 1_000_000_000)
             extra["healthcheck"] = {"interval": ns, "start_period": ns}
         try:
-            cli.containers.run(
+            self.cli.containers.run(
                 image,
                 list(args) or None,
                 detach=True,
@@ -166,15 +168,33 @@ def run_container() -> Iterator[Callable[..., tuple[str, testinfra.host.Host]]]:
             )
         except docker.errors.DockerException as exc:
             raise AssertionError(f"starting {image} failed: {exc}") from None
-        started.append(name)
+        self.started.append(name)
         return name, testinfra.get_host(f"docker://{name}")
 
-    yield start
-    for name in started:
-        try:
-            cli.containers.get(name).remove(force=True)
-        except docker.errors.DockerException:
-            pass  # already gone (auto-remove)
+    def remove_all(self) -> None:
+        for name in self.started:
+            try:
+                self.cli.containers.get(name).remove(force=True)
+            except docker.errors.DockerException:
+                pass  # already gone (auto-remove)
+        self.started.clear()
+
+
+@pytest.fixture
+def run_container() -> Iterator[Callable[..., tuple[str, testinfra.host.Host]]]:
+    """``Containers.start`` for one test; its containers are removed at teardown."""
+    containers = Containers()
+    yield containers.start
+    containers.remove_all()
+
+
+@pytest.fixture(scope="module")
+def module_containers() -> Iterator[Callable[..., tuple[str, testinfra.host.Host]]]:
+    """``Containers.start`` shared by a module's tests (a container several checks read,
+    started once: under emulation each start of a hub takes minutes)."""
+    containers = Containers()
+    yield containers.start
+    containers.remove_all()
 
 
 def container_logs(name: str) -> str:

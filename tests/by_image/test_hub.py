@@ -177,10 +177,16 @@ def start_hub(
     return hub
 
 
-@pytest.fixture
-def hub(image_ref: str, run_container, tmp_path: Path) -> RunningHub:
-    """The hub under test, running with its in-memory routing table."""
-    return start_hub(run_container, image_ref, tmp_path)
+@pytest.fixture(scope="module")
+def hub(
+    image_ref: str, module_containers, tmp_path_factory: pytest.TempPathFactory
+) -> RunningHub:
+    """The hub under test, running with its in-memory routing table.
+
+    One hub for the module: the checks using it only read (HTTP GETs, rejected POSTs, files,
+    processes). Checks that need another configuration start their own hub.
+    """
+    return start_hub(module_containers, image_ref, tmp_path_factory.mktemp("hub"))
 
 
 def test_api_answers_with_the_catalogue_version(hub: RunningHub) -> None:
