@@ -14,7 +14,10 @@ keys stable) and ``images/common/with-build-ca`` points pip and uv at it:
   spent 6-10 s resolving. The pages of the locks' projects are also kept in the
   directory and served from there while they list every file the locks pin for that
   project (a page lacking a newly locked file is fetched again): a build that finds them
-  waits for no page (the prefetch still took 4-7 s of a build under load);
+  waits for no page. A locked project's page lists only the files the locks pin (the
+  builds install nothing else: ``--require-hashes``): whole pages (42 MB of JSON for the
+  140 projects, pydantic-core's alone 7 MB) took the server seconds of CPU to read and
+  rewrite at every build while the build ran, and the installer seconds to parse;
 - ``/files/<sha256>/<filename>``: served from the host cache (default
   ``~/.cache/f7t4jhub/packages``, env F7T_PACKAGE_CACHE); on a miss, downloaded from the
   upstream URL, its sha256 checked against the index's, then stored and served, marked
@@ -200,6 +203,10 @@ class PackageCache:
         stored = self._stored_page(key)
         if stored is not None:
             data, final_url = stored
+            trimmed = self._pinned_only(key, data)
+            if len(trimmed["files"]) < len(data.get("files", [])):  # kept whole by an older version
+                self._store_page(key, trimmed, final_url)
+            data = trimmed
         else:
             url = f"{self.upstream}{key}/"
             accept = f"{JSON_TYPE}, {HTML_TYPE};q=0.5, text/html;q=0.1"
@@ -213,11 +220,25 @@ class PackageCache:
                 parser = _Anchors()
                 parser.feed(body.decode("utf-8", "replace"))
                 data = {"name": key, "files": parser.files}
+            data = self._pinned_only(key, data)
             self._store_page(key, data, final_url)
         out = json.dumps(rewrite_page(data, final_url, base)).encode()
         with self._guard:
             self.pages[key] = (base, out)
         return out
+
+    def _pinned_only(self, key: str, data: dict[str, Any]) -> dict[str, Any]:
+        """A locked project's page with only the files our locks pin (others: as is)."""
+        need = self.pinned.get(key)
+        if not need:
+            return data
+        files = [
+            f
+            for f in data.get("files", [])
+            if isinstance(f, dict)
+            and str((f.get("hashes") or {}).get("sha256", "")).lower() in need
+        ]
+        return {**data, "files": files}
 
     def _page_path(self, key: str) -> Path:
         return self.directory / "pages" / f"{key}.json"
@@ -301,6 +322,19 @@ def _handler(cache: PackageCache) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(body)
 
+        def _send_file(self, path: Path) -> None:
+            # Content-addressed (its sha256 is in the URL): a client's HTTP cache may keep
+            # it for good. Sent by the kernel (sendfile), not read into this process.
+            with path.open("rb") as fh:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(os.fstat(fh.fileno()).st_size))
+                self.send_header("Cache-Control", FILE_CACHING)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.flush()
+                    self.connection.sendfile(fh)
+
         def _fail(self, code: int, why: str) -> None:
             self._send(code, "text/plain; charset=utf-8", (why + "\n").encode())
 
@@ -318,9 +352,7 @@ def _handler(cache: PackageCache) -> type[BaseHTTPRequestHandler]:
                         return
                     upstream = urllib.parse.parse_qs(parsed.query).get("u", [""])[0]
                     path = cache.file(parts[1], filename, upstream)
-                    # Content-addressed (its sha256 is in the URL): a client's HTTP cache
-                    # (uv's, in the builds' cache mount) may keep it for good.
-                    self._send(200, "application/octet-stream", path.read_bytes(), FILE_CACHING)
+                    self._send_file(path)
                 else:
                     self._fail(404, "only /simple/<project>/ and /files/<sha256>/<name>")
             except urllib.error.HTTPError as exc:

@@ -231,6 +231,35 @@ def test_pages_of_locked_projects_are_kept_while_they_list_every_pinned_file(
     assert upstream.requests[asked:] == ["/simple/demo/"]
 
 
+def test_pages_of_locked_projects_list_only_the_pinned_files(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """A build installs only what the locks pin: a locked project's page (served and
+    kept) has just those files; a page kept whole by an older version is served trimmed;
+    other projects' pages stay whole."""
+    pinned = {"demo": frozenset({GOOD_SHA})}
+    with pkgcache.serve(directory=tmp_path, upstream=upstream.url, port=0, pinned=pinned) as index:
+        served = json.loads(get(f"{index}demo/")[2])
+        other = json.loads(get(f"{index}htmlproj/")[2])
+    assert [f["filename"] for f in served["files"]] == ["demo-1.0-py3-none-any.whl"]
+    assert [f["filename"] for f in other["files"]] == ["htmlproj-2.0-py3-none-any.whl"]
+    kept = json.loads((tmp_path / "pages" / "demo.json").read_text())
+    assert [f["filename"] for f in kept["page"]["files"]] == ["demo-1.0-py3-none-any.whl"]
+
+    # A kept page with more files than the locks pin (as older versions kept them).
+    kept["page"]["files"].append(
+        {"filename": "demo-0.9.tar.gz", "url": "/f/demo-0.9.tar.gz", "hashes": {"sha256": "e" * 64}}
+    )
+    (tmp_path / "pages" / "demo.json").write_text(json.dumps(kept))
+    asked = len(upstream.requests)
+    with pkgcache.serve(directory=tmp_path, upstream=upstream.url, port=0, pinned=pinned) as index:
+        served = json.loads(get(f"{index}demo/")[2])
+    assert [f["filename"] for f in served["files"]] == ["demo-1.0-py3-none-any.whl"]
+    assert len(upstream.requests) == asked
+    kept = json.loads((tmp_path / "pages" / "demo.json").read_text())  # and kept trimmed
+    assert [f["filename"] for f in kept["page"]["files"]] == ["demo-1.0-py3-none-any.whl"]
+
+
 def test_lock_hashes_reads_every_pinned_digest(tmp_path: Path) -> None:
     lock = tmp_path / "images" / "x" / "a.lock"
     lock.parent.mkdir(parents=True)
