@@ -46,7 +46,6 @@ import re
 import shutil
 import sys
 from importlib import metadata
-from pathlib import Path
 
 MAP_SUFFIXES = (".js.map", ".mjs.map", ".css.map")
 TEST_DIRS = {"tests", "test"}
@@ -68,84 +67,102 @@ def base_names(record: str) -> set[str]:
         }
 
 
-def size_of(path: Path) -> int:
+def size_of(path: str) -> int:
     """Bytes under ``path`` (a file or a directory; symlinks count as 0)."""
-    if path.is_symlink():
+    if os.path.islink(path):
         return 0
-    if path.is_file():
-        return path.stat().st_size
-    return sum(
-        (Path(root) / name).stat().st_size
-        for root, _dirs, files in os.walk(path)
-        for name in files
-        if not (Path(root) / name).is_symlink()
-    )
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            full = os.path.join(root, name)
+            if not os.path.islink(full):
+                total += os.path.getsize(full)
+    return total
+
+
+def _segment(*names: str) -> str:
+    """``/a/b/`` for a match of consecutive directory names inside an absolute path."""
+    return os.sep + os.sep.join(names) + os.sep
 
 
 class Dist:
-    """One installed distribution: its location and the files its RECORD lists."""
+    """One installed distribution: its location and the files its RECORD lists.
+
+    Paths are absolute, normalised strings (``..`` folded, symlinks kept): the stack has
+    thousands of files, and pathlib objects and importlib.metadata's ``files`` (which
+    stats every entry) made this script take seconds of the image build.
+    """
 
     def __init__(self, dist: metadata.Distribution) -> None:
         self.dist = dist
         self.name = normalise(dist.metadata["Name"])
-        self.root = self.path("")
-        self.files = [self.path(str(f)) for f in (dist.files or [])]
-        self.removed: set[Path] = set()
-        self._removed_text: set[str] = set()
+        self.root = os.path.normpath(str(dist.locate_file("")))
+        record = dist.read_text("RECORD")
+        if record is not None:
+            entries = [row[0] for row in csv.reader(io.StringIO(record)) if row]
+        else:  # no RECORD (legacy installs): importlib.metadata's own list
+            entries = [str(f) for f in (dist.files or [])]
+        self.files = [self.path(name) for name in entries]
+        self.removed: set[str] = set()
 
-    def path(self, name: str) -> Path:
-        """Absolute, normalised (``..`` folded, symlinks kept) path of a RECORD entry."""
-        return Path(os.path.normpath(str(self.dist.locate_file(name))))
+    def path(self, name: str) -> str:
+        """Absolute, normalised path of a RECORD entry."""
+        return os.path.normpath(os.path.join(self.root, name))
 
-    def live_files(self) -> list[Path]:
+    def live_files(self) -> list[str]:
         """Files of the RECORD not removed yet."""
+        if not self.removed:
+            return list(self.files)
         return [f for f in self.files if not self._is_removed(f)]
 
-    def _is_removed(self, path: Path) -> bool:
-        # A set lookup per ancestor (strings: pathlib's parents are slow): checking every
-        # removed path against every file was quadratic (jupyterlab: thousands of files
-        # and of removed source maps).
+    def _is_removed(self, path: str) -> bool:
+        # A set lookup per ancestor: checking every removed path against every file was
+        # quadratic (jupyterlab: thousands of files and of removed source maps).
         if not self.removed:
             return False
-        removed = self._removed_text
-        text = str(path)
+        text = path
         while True:
-            if text in removed:
+            if text in self.removed:
                 return True
             parent = os.path.dirname(text)
             if parent == text:
                 return False
             text = parent
 
-    def remove(self, path: Path) -> int:
+    def remove(self, path: str) -> int:
         """Delete a file or directory of this distribution; return the bytes freed."""
         freed = size_of(path)
-        if path.is_dir() and not path.is_symlink():
+        if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)
         else:
-            path.unlink()
+            os.unlink(path)
         self.removed.add(path)
-        self._removed_text.add(str(path))
         return freed
 
     def rewrite_record(self) -> None:
         """Drop the removed files' lines from RECORD."""
         if not self.removed:
             return
-        record = next((f for f in self.files if f.name == "RECORD"), None)
-        if record is None or not record.is_file():
+        record = next((f for f in self.files if os.path.basename(f) == "RECORD"), None)
+        if record is None or not os.path.isfile(record):
             return
-        rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
+        with open(record, encoding="utf-8", newline="") as fh:
+            rows = list(csv.reader(fh))
         kept = [r for r in rows if r and not self._is_removed(self.path(r[0]))]
         out = io.StringIO()
         csv.writer(out, lineterminator="\n").writerows(kept)
-        record.write_text(out.getvalue(), encoding="utf-8")
+        with open(record, "w", encoding="utf-8", newline="") as fh:
+            fh.write(out.getvalue())
 
 
 def source_maps(dist: Dist) -> int:
     """Rule ``source maps``."""
     return sum(
-        dist.remove(f) for f in dist.live_files() if f.name.endswith(MAP_SUFFIXES) and f.is_file()
+        dist.remove(f)
+        for f in dist.live_files()
+        if f.endswith(MAP_SUFFIXES) and os.path.isfile(f) and not os.path.islink(f)
     )
 
 
@@ -160,13 +177,19 @@ def _docstrings(tree: ast.AST) -> set[int]:
     return found
 
 
-def _module_names(dist: Dist, path: Path) -> set[str]:
+def _relative_parts(dist: Dist, path: str) -> list[str]:
+    """``path``'s components below the distribution's root (``[]`` for the root)."""
+    rel = os.path.relpath(path, dist.root)
+    return [] if rel == os.curdir else rel.split(os.sep)
+
+
+def _module_names(dist: Dist, path: str, source: bytes) -> set[str]:
     """Modules a file imports or names in a string (not in a docstring), absolute."""
     try:
-        tree = ast.parse(path.read_bytes())
-    except (OSError, SyntaxError, ValueError):
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
         return set()
-    package = list(path.relative_to(dist.root).parent.parts)
+    package = _relative_parts(dist, os.path.dirname(path))
     docstrings = _docstrings(tree)
     names: set[str] = set()
     for node in ast.walk(tree):
@@ -187,27 +210,29 @@ def _module_names(dist: Dist, path: Path) -> set[str]:
 
 
 def _imported_elsewhere(
-    dist: Dist, test_dir: Path, py_files: list[Path], names: dict[Path, set[str]]
+    dist: Dist, test_dir: str, py_files: list[str], names: dict[str, set[str]]
 ) -> bool:
     """Whether a module outside ``test_dir`` imports it or names it in code.
 
     ``names``: each file's module names, parsed once per distribution (filled here).
     """
-    dotted = ".".join(test_dir.relative_to(dist.root).parts)
-    prefix = str(test_dir) + os.sep
+    dotted = ".".join(_relative_parts(dist, test_dir))
+    prefix = test_dir + os.sep
     # A file that does not contain the directory's name cannot import or name it
     # (absolute, relative or in a string): skip parsing it.
-    needle = test_dir.name.encode()
+    needle = os.path.basename(test_dir).encode()
     for f in py_files:
-        if str(f).startswith(prefix):
+        if f.startswith(prefix):
             continue
         if f not in names:
             try:
-                if needle not in f.read_bytes():
-                    continue
+                with open(f, "rb") as fh:
+                    source = fh.read()
             except OSError:
                 continue
-            names[f] = _module_names(dist, f)
+            if needle not in source:
+                continue
+            names[f] = _module_names(dist, f, source)
         for name in names[f]:
             if name == dotted or name.startswith(dotted + "."):
                 return True
@@ -217,24 +242,25 @@ def _imported_elsewhere(
 def test_suites(dist: Dist) -> int:
     """Rule ``test suites``."""
     files = dist.live_files()
-    candidates = sorted(
-        {
-            p
-            for f in files
-            for p in f.parents
-            if p.name in TEST_DIRS and dist.root in p.parents and p.parent != dist.root
-        },
-        key=lambda p: len(p.parts),
-    )
-    py_files = [f for f in files if f.suffix == ".py"]
-    names: dict[Path, set[str]] = {}
-    freed = 0
-    for test_dir in candidates:
-        if dist._is_removed(test_dir) or not test_dir.is_dir():
+    root = dist.root + os.sep
+    candidates: set[str] = set()
+    for f in files:
+        if not f.startswith(root):
             continue
-        prefix = str(test_dir) + os.sep
-        inside = [f for f in files if str(f).startswith(prefix)]
-        if not any(f.suffix == ".py" for f in inside) or any(f.suffix == ".pyi" for f in inside):
+        parts = f[len(root) :].split(os.sep)
+        # directories of the path, not top-level ones (a package's own tests/)
+        for i in range(1, len(parts) - 1):
+            if parts[i] in TEST_DIRS:
+                candidates.add(root + os.sep.join(parts[: i + 1]))
+    py_files = [f for f in files if f.endswith(".py")]
+    names: dict[str, set[str]] = {}
+    freed = 0
+    for test_dir in sorted(candidates, key=lambda p: p.count(os.sep)):
+        if dist._is_removed(test_dir) or not os.path.isdir(test_dir):
+            continue
+        prefix = test_dir + os.sep
+        inside = [f for f in files if f.startswith(prefix)]
+        if not any(f.endswith(".py") for f in inside) or any(f.endswith(".pyi") for f in inside):
             continue
         if _imported_elsewhere(dist, test_dir, py_files, names):
             print(f"prune: keeping {test_dir} (imported by another module of {dist.name})")
@@ -246,75 +272,83 @@ def test_suites(dist: Dist) -> int:
 def compiled_sources(dist: Dist) -> int:
     """Rule ``compiled sources``."""
     freed = 0
+    listings: dict[str, list[str]] = {}
     for f in dist.live_files():
-        if f.suffix not in SOURCE_SUFFIXES or not f.is_file():
+        stem, suffix = os.path.splitext(f)
+        if suffix not in SOURCE_SUFFIXES or not os.path.isfile(f):
             continue
-        if any(f.parent.glob(f"{f.stem}.*.so")) or (f.parent / f"{f.stem}.so").is_file():
+        folder, name = os.path.split(stem)
+        if folder not in listings:
+            listings[folder] = os.listdir(folder)
+        if any(
+            entry == f"{name}.so" or (entry.startswith(f"{name}.") and entry.endswith(".so"))
+            for entry in listings[folder]
+        ):
             freed += dist.remove(f)
     return freed
 
 
 def ui_test_extension(dist: Dist) -> int:
     """Rule ``UI test extension``."""
-    galata = dist.root / "jupyterlab" / "galata"
-    if dist.name != "jupyterlab" or not galata.is_dir():
+    galata = os.path.join(dist.root, "jupyterlab", "galata")
+    if dist.name != "jupyterlab" or not os.path.isdir(galata):
         return 0
     return dist.remove(galata)
+
+
+def _first_dir(dist: Dist, *names: str) -> str | None:
+    """The first directory ``.../<names...>`` that a RECORD entry lies in."""
+    needle = _segment(*names)
+    for f in dist.files:
+        at = f.find(needle)
+        if at >= 0:
+            return f[: at + len(needle) - 1]
+    return None
 
 
 def hub_web_ui(dist: Dist) -> int:
     """Rule ``hub web UI``."""
     if dist.name != "jupyterhub":
         return 0
-    freed = 0
-    for f in dist.live_files():
-        parts = f.parts
-        for i in range(len(parts) - 3):
-            if parts[i : i + 4] == ("share", "jupyterhub", "static", "components"):
-                components = Path(*parts[: i + 4])
-                if components.is_dir() and not dist._is_removed(components):
-                    freed += dist.remove(components)
-                break
-    return freed
+    components = _first_dir(dist, "share", "jupyterhub", "static", "components")
+    if components is None or not os.path.isdir(components) or dist._is_removed(components):
+        return 0
+    return dist.remove(components)
 
 
-def _same_tree(a: Path, b: Path) -> bool:
+def _same_tree(a: str, b: str) -> bool:
     cmp = filecmp.dircmp(a, b)
     if cmp.left_only or cmp.right_only or cmp.funny_files:
         return False
     _match, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
     if mismatch or errors:
         return False
-    return all(_same_tree(a / d, b / d) for d in cmp.common_dirs)
+    return all(_same_tree(os.path.join(a, d), os.path.join(b, d)) for d in cmp.common_dirs)
 
 
 def duplicate_lab_assets(dist: Dist) -> int:
     """Rule ``duplicate lab assets``."""
-    package_static = dist.root / "jupyterlab" / "static"
-    if dist.name != "jupyterlab" or package_static.is_symlink() or not package_static.is_dir():
+    package_static = os.path.join(dist.root, "jupyterlab", "static")
+    if (
+        dist.name != "jupyterlab"
+        or os.path.islink(package_static)
+        or not os.path.isdir(package_static)
+    ):
         return 0
     # The app dir is where the wheel put its data files (<prefix>/share/jupyter/lab,
     # which jupyterlab.commands.get_app_dir returns for such an install); read from the
     # distribution's RECORD: importing jupyterlab.commands to ask took ~6 s (it loads the
     # whole server stack), more than the rest of this script.
-    app_static = next(
-        (
-            Path(*f.parts[: i + 4])
-            for f in dist.files
-            for i in range(len(f.parts) - 3)
-            if f.parts[i : i + 4] == ("share", "jupyter", "lab", "static")
-        ),
-        None,
-    )
+    app_static = _first_dir(dist, "share", "jupyter", "lab", "static")
     if app_static is None or os.environ.get("JUPYTERLAB_DIR"):
         print(f"prune: keeping {package_static} (no app dir in the wheel, or JUPYTERLAB_DIR set)")
         return 0
-    if not app_static.is_dir() or not _same_tree(package_static, app_static):
+    if not os.path.isdir(app_static) or not _same_tree(package_static, app_static):
         print(f"prune: keeping {package_static} (differs from {app_static})")
         return 0
     freed = size_of(package_static)
     shutil.rmtree(package_static)
-    package_static.symlink_to(app_static, target_is_directory=True)
+    os.symlink(app_static, package_static, target_is_directory=True)
     return freed
 
 
