@@ -36,6 +36,12 @@ class Upstream:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 upstream.requests.append(self.path)
+                if self.path == "/simple/moved/":  # an index that moved its pages
+                    self.send_response(301)
+                    self.send_header("Location", "/simple/demo/")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if self.path == "/simple/demo/":
                     body = json.dumps(
                         {
@@ -258,6 +264,18 @@ def test_pages_of_locked_projects_list_only_the_pinned_files(
     assert len(upstream.requests) == asked
     kept = json.loads((tmp_path / "pages" / "demo.json").read_text())  # and kept trimmed
     assert [f["filename"] for f in kept["page"]["files"]] == ["demo-1.0-py3-none-any.whl"]
+
+
+def test_redirects_are_followed_and_links_resolve_against_the_final_page(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    with pkgcache.serve(directory=tmp_path, upstream=upstream.url, port=0) as index:
+        code, _, body = get(f"{index}moved/")
+        assert code == 200, body
+        wheel = next(f for f in json.loads(body)["files"] if f["filename"].endswith(".whl"))
+        # The page's link is relative ("../../f/..."): resolved against /simple/demo/.
+        assert (get(wheel["url"])[0], upstream.requests[-1]) == (200, "/f/demo-1.0-py3-none-any.whl")
+        assert get(f"{index}nothere/")[0] == 404  # upstream's 404 passed on
 
 
 def test_lock_hashes_reads_every_pinned_digest(tmp_path: Path) -> None:
