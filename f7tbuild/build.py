@@ -93,8 +93,19 @@ def resolve_base(cat: Catalogue, target: Target, opts: BuildOptions) -> tuple[st
     return ref, True
 
 
+#: Under emulation uv may take longer than its default 60 s to byte-compile one file on
+#: a busy host (a 24.07 build failed so); 0 lifts the limit.
+EMULATED_COMPILE_TIMEOUT = "0"
+
+
 def build_args(
-    target: Target, base: str, standin: bool, ca_url: str, rev: Revision, index_url: str = ""
+    target: Target,
+    base: str,
+    standin: bool,
+    ca_url: str,
+    rev: Revision,
+    index_url: str = "",
+    emulated: bool = False,
 ) -> dict[str, str]:
     """The build arguments of docs/contracts.md section 3 for one target."""
     args = {
@@ -114,6 +125,8 @@ def build_args(
         args["STACK_LOCK"] = target.lock
     elif target.stack and not target.lock:
         args["STACK_REQUIREMENTS"] = target.stack_requirements()
+    if emulated:
+        args["UV_COMPILE_BYTECODE_TIMEOUT"] = EMULATED_COMPILE_TIMEOUT
     return args
 
 
@@ -166,7 +179,9 @@ def build_one(
                 dockerfile=dockerfile,
                 context=root / target.context,
                 tags=refs,
-                build_args=build_args(target, base, standin, url, rev, index),
+                build_args=build_args(
+                    target, base, standin, url, rev, index, emulated=opts.arch is not None
+                ),
                 labels=labels,
                 no_cache=opts.no_cache,
                 platform=str(opts.platform) if opts.platform is not None else None,

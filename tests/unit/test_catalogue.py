@@ -101,6 +101,9 @@ def test_build_args_follow_the_contract() -> None:
     su_args = build_args(su, "nvcr.io/x:1", False, "", REV)
     assert su_args["STACK_REQUIREMENTS"] == "jupyterlab==4.6.6"
     assert su_args["STANDIN"] == "false"
+    assert "UV_COMPILE_BYTECODE_TIMEOUT" not in su_args  # uv's own default natively
+    emulated = build_args(su, "f7t4jhub/arm64/standin-ngc:latest", True, "", REV, emulated=True)
+    assert emulated["UV_COMPILE_BYTECODE_TIMEOUT"] == "0"
 
 
 def test_repository_singleuser_stack_requirements() -> None:
