@@ -166,17 +166,6 @@ def source_maps(dist: Dist) -> int:
     )
 
 
-def _docstrings(tree: ast.AST) -> set[int]:
-    """ids of the string constants that are module, class or function docstrings."""
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                found.add(id(body[0].value))
-    return found
-
-
 def _relative_parts(dist: Dist, path: str) -> list[str]:
     """``path``'s components below the distribution's root (``[]`` for the root)."""
     rel = os.path.relpath(path, dist.root)
@@ -190,10 +179,15 @@ def _module_names(dist: Dist, path: str, source: bytes) -> set[str]:
     except (SyntaxError, ValueError):
         return set()
     package = _relative_parts(dist, os.path.dirname(path))
-    docstrings = _docstrings(tree)
+    docstrings: set[int] = set()  # ids of module, class and function docstrings
     names: set[str] = set()
+    # One breadth-first walk: a docstring's owner is visited before the string itself.
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                docstrings.add(id(body[0].value))
+        elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = package[: len(package) - node.level + 1] if node.level else []

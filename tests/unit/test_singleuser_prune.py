@@ -46,7 +46,7 @@ def tree(tmp_path: Path) -> dict[str, Path]:
             site,
             "stackpkg",
             {
-                "stackpkg/__init__.py": '"""Mentions stackpkg.sub.tests in a docstring only."""\n',
+                "stackpkg/__init__.py": '"""stackpkg.sub.tests"""\n',  # a docstring only
                 "stackpkg/app.js": "x",
                 "stackpkg/app.js.map": "{}",
                 "stackpkg/style.css.map": "{}",
@@ -57,6 +57,10 @@ def tree(tmp_path: Path) -> dict[str, Path]:
                 "stackpkg/kept/user.py": "from .tests import helper\n",
                 "stackpkg/kept/tests/__init__.py": "",
                 "stackpkg/kept/tests/helper.py": "",
+                "stackpkg/named/ext.py": 'EXTENSION = "stackpkg.named.tests.ext"\n',
+                "stackpkg/named/tests/ext.py": "",
+                "stackpkg/doc/mod.py": 'def f():\n    """stackpkg.doc.tests"""\n',
+                "stackpkg/doc/tests/test_mod.py": "",
                 "stackpkg/stubs/test/__init__.pyi": "",
                 "stackpkg/stubs/test/mod.py": "",
                 "stackpkg/_speed.c": "int x;",
@@ -117,6 +121,7 @@ def test_each_rule_removes_what_it_names_and_keeps_the_rest(tree: dict[str, Path
         "stackpkg/app.js.map",
         "stackpkg/style.css.map",
         "stackpkg/sub/tests",
+        "stackpkg/doc/tests",  # named in a function's docstring only
         "stackpkg/_speed.c",
         "jupyterlab/galata",
     ]
@@ -125,6 +130,7 @@ def test_each_rule_removes_what_it_names_and_keeps_the_rest(tree: dict[str, Path
     kept = [
         "stackpkg/app.js",
         "stackpkg/kept/tests/helper.py",  # imported by stackpkg.kept.user
+        "stackpkg/named/tests/ext.py",  # named in code (a string, not a docstring)
         "stackpkg/stubs/test/mod.py",  # has type stubs
         "stackpkg/plain.c",  # no extension built from it
         "stackpkg/_speed.cpython-313-x86_64-linux-gnu.so",
@@ -153,6 +159,7 @@ def test_records_lose_exactly_the_removed_files(tree: dict[str, Path]) -> None:
         "stackpkg/style.css.map",
         "stackpkg/sub/tests/__init__.py",
         "stackpkg/sub/tests/test_x.py",
+        "stackpkg/doc/tests/test_mod.py",
         "stackpkg/_speed.c",
     }
     assert record(tree["basepkg"]) == before["basepkg"]
