@@ -162,7 +162,7 @@ def source_maps(dist: Dist) -> int:
     return sum(
         dist.remove(f)
         for f in dist.live_files()
-        if f.endswith(MAP_SUFFIXES) and os.path.isfile(f) and not os.path.islink(f)
+        if f.endswith(MAP_SUFFIXES) and os.path.isfile(f)
     )
 
 
