@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a bare Debian 12 host (as root) for building and testing f7t4jhub:
+#   - first, a check of the free disk space where Docker and the checkout live (at least
+#     F7T_MIN_FREE_GB, default 20; below it, stop and say how to free space),
 #   - a Docker engine (scripts/install-docker.sh),
 #   - debootstrap (stand-in base images when no registry can be reached),
 #   - a local single-node Slurm cluster with accounting (slurmdbd + MariaDB) for the
@@ -23,6 +25,46 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "host-setup: must run as root (it installs Debian packages and starts daemons)." >&2
   echo "            run: sudo bash scripts/host-setup.sh" >&2
   exit 1
+fi
+
+step "free disk space (F7T_MIN_FREE_GB=${F7T_MIN_FREE_GB:-20})"
+# A build and test run needs about 10 GB (nox venvs ~2.5 GB, images ~4 GB, the deploy
+# test's Podman copy ~1.2 GB, build cache); the default asks for twice that. Free space
+# is what df calls available: the file system's reserved blocks are not counted.
+min_gb="${F7T_MIN_FREE_GB:-20}"
+if ! [[ "$min_gb" =~ ^[0-9]+$ ]]; then
+  echo "host-setup: F7T_MIN_FREE_GB=$min_gb is not a whole number of GB" >&2
+  exit 1
+fi
+min_gb=$(( 10#$min_gb ))
+checkout="$(cd "$here/.." && pwd)"
+# Docker's data root; before the engine is installed, the directory that will hold it.
+docker_dir=/var/lib/docker
+[ -d "$docker_dir" ] || docker_dir="$(dirname "$docker_dir")"
+mount_of() { df --output=target -- "$1" | tail -n 1; }
+check_free() {  # <mount point> <what it holds>
+  local avail_kib free_gb
+  avail_kib="$(df --output=avail -- "$1" | tail -n 1 | tr -d ' ')"
+  free_gb="$(awk -v k="$avail_kib" 'BEGIN { printf "%.1f", k / 1048576 }')"
+  if [ "$avail_kib" -lt $(( min_gb * 1048576 )) ]; then
+    {
+      echo "host-setup: only $free_gb GB free on $1 (holds $2);"
+      echo "            a build and test run needs about 10 GB, and host-setup asks for"
+      echo "            $min_gb GB to leave a margin."
+      echo "            Free space: \`nox -s clean-images\` removes earlier builds of f7t4jhub"
+      echo "            images, \`docker builder prune\` the build cache (\`docker system df\`"
+      echo "            shows what the engine holds); or set F7T_MIN_FREE_GB=<GB> to go on."
+    } >&2
+    exit 1
+  fi
+  echo "$free_gb GB free on $1 (holds $2; at least $min_gb GB wanted)"
+}
+# One file system (same device, also through a bind mount): one report.
+if [ "$(stat -c %d -- "$docker_dir")" = "$(stat -c %d -- "$checkout")" ]; then
+  check_free "$(mount_of "$checkout")" "/var/lib/docker and the checkout"
+else
+  check_free "$(mount_of "$docker_dir")" "/var/lib/docker"
+  check_free "$(mount_of "$checkout")" "the checkout $checkout"
 fi
 
 step "Debian packages"
