@@ -1,9 +1,9 @@
 """f7t4jhub sessions: build and check the images, test the spawner, check the recipes.
 
-Quick start: ``nox -s build`` (all images, each followed by its checks), then
-``nox -s tests``. ``nox --list`` shows every session. The logic lives in the
-importable packages ``f7tbuild`` (images) and ``firecrestspawner`` (spawner);
-this file is only the table of sessions.
+Quick start: ``nox -s build`` (all images, each followed by its checks; earlier builds
+are then removed, 2 kept per image), then ``nox -s tests``. ``nox --list`` shows every
+session. The logic lives in the importable packages ``f7tbuild`` (images) and
+``firecrestspawner`` (spawner); this file is only the table of sessions.
 """
 
 from __future__ import annotations
@@ -38,26 +38,32 @@ def standins(session: nox.Session) -> None:
 
 @nox.session(name="build-chp", python=PYTHON)
 def build_chp(session: nox.Session) -> None:
-    """Build the chp proxy image, then run its testinfra checks."""
+    """Build the chp proxy image, then run its testinfra checks; earlier builds removed (2 kept per image)."""
     _f7tbuild(session, "build", "chp")
 
 
 @nox.session(name="build-hub", python=PYTHON)
 def build_hub(session: nox.Session) -> None:
-    """Build the f7t4jhub hub image, then run its testinfra checks."""
+    """Build the f7t4jhub hub image, then run its testinfra checks; earlier builds removed (2 kept per image)."""
     _f7tbuild(session, "build", "hub")
 
 
 @nox.session(name="build-singleuser", python=PYTHON)
 def build_singleuser(session: nox.Session) -> None:
-    """Build the singleuser images (all variants, or those named after --), then check them."""
+    """Build the singleuser images (all variants, or those named after --), then check them; earlier builds removed (2 kept per image)."""
     _f7tbuild(session, "build", "singleuser")
 
 
 @nox.session(name="build", python=PYTHON)
 def build(session: nox.Session) -> None:
-    """Build and check every image: chp, hub and all singleuser variants."""
+    """Build and check every image: chp, hub and all singleuser variants; then remove earlier builds (2 kept per image)."""
     _f7tbuild(session, "build", "all")
+
+
+@nox.session(name="clean-images", python=PYTHON)
+def clean_images(session: nox.Session) -> None:
+    """Remove earlier local builds of our images, keeping the newest per image (-- --keep N, --dry-run)."""
+    _f7tbuild(session, "clean-images")
 
 
 @nox.session(name="build-arm64", python=PYTHON)

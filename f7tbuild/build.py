@@ -8,7 +8,7 @@ from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from f7tbuild import ca, checkpass, engine, pkgcache, projectwheel, uvbinary
+from f7tbuild import ca, checkpass, engine, housekeeping, pkgcache, projectwheel, uvbinary
 from f7tbuild.catalogue import REPO_ROOT, Catalogue, Target
 from f7tbuild.dockerbuild import BuildRequest
 from f7tbuild.dockerbuild import run as docker_build
@@ -37,6 +37,8 @@ class BuildOptions:
     platform: Platform | None = None
     #: Redo debootstrap of the stand-in trees (emulated builds: ignore their cache).
     rebuild_rootfs: bool = False
+    #: After a successful build, keep this many builds per image (0: keep all).
+    keep_builds: int = housekeeping.BUILD_KEEP
     _remade: set[str] = field(default_factory=set)
 
     @property
@@ -273,7 +275,32 @@ def build_all(cat: Catalogue, names: list[str], opts: BuildOptions) -> int:
     status("summary:")
     for ref, state in results:
         status(f"  {ref}: {state}")
-    return 1 if failed else 0
+    if failed:
+        return 1
+    if opts.keep_builds > 0:
+        clean_up(cat, opts.keep_builds, [ref for ref, _ in results])
+    return 0
+
+
+def clean_up(cat: Catalogue, keep: int, built: list[str]) -> None:
+    """Housekeeping after a successful build (f7tbuild.housekeeping): earlier builds of
+    our images go, ``keep`` per image stay, ``built`` (this run's) are never removed.
+
+    Prints one summary line; a failure is a warning, never a failed build.
+    """
+    try:
+        result = housekeeping.housekeep(
+            housekeeping.our_repositories(cat.families()), keep, protect=built
+        )
+    except Exception as exc:  # noqa: BLE001  (whatever went wrong, a good build stays good)
+        warn(
+            f"housekeeping failed ({type(exc).__name__}: {exc}); the builds are fine, "
+            "earlier ones are still on disk: `nox -s clean-images` removes them"
+        )
+        return
+    for left in result.skipped:
+        warn(f"housekeeping left {housekeeping.describe(left)}: {left.reason}")
+    status(result.summary())
 
 
 def _build_and_check(

@@ -1,4 +1,4 @@
-"""Command line of f7tbuild: standins, build, lint, publish, bench."""
+"""Command line of f7tbuild: standins, build, clean-images, lint, publish, bench."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from f7tbuild import ca, catalogue, engine
-from f7tbuild.output import status
+from f7tbuild.housekeeping import BUILD_KEEP, CLEAN_KEEP
+from f7tbuild.output import status, warn
 
 
 def _add_ca_options(p: argparse.ArgumentParser) -> None:
@@ -17,6 +18,17 @@ def _add_ca_options(p: argparse.ArgumentParser) -> None:
         help="extra CA bundle for build steps (default: F7T_CA_BUNDLE, SSL_CERT_FILE, PIP_CERT)",
     )
     p.add_argument("--no-ca", action="store_true", help="serve no extra CA bundle to the build")
+
+
+def _count(text: str) -> int:
+    """A whole number >= 0 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,7 +57,29 @@ def parser() -> argparse.ArgumentParser:
         help="auto: real base if present or pullable, else stand-in (default)",
     )
     p.add_argument("--pull-timeout", type=float, default=20.0, help="seconds for docker pull")
+    p.add_argument(
+        "--keep-builds",
+        type=_count,
+        default=BUILD_KEEP,
+        metavar="N",
+        help="after a successful build, remove all but the N newest local builds of each "
+        f"image (default {BUILD_KEEP}; 0 keeps every build)",
+    )
     _add_ca_options(p)
+
+    p = sub.add_parser(
+        "clean-images",
+        help="remove earlier local builds of our images (and their untagged leftovers), "
+        "keeping the newest per image; stand-in bases and images in use are left",
+    )
+    p.add_argument(
+        "--keep",
+        type=_count,
+        default=CLEAN_KEEP,
+        metavar="N",
+        help=f"builds kept per image, newest first (default {CLEAN_KEEP}; 0 keeps all)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
 
     p = sub.add_parser(
         "build-emulated",
@@ -116,6 +150,19 @@ def _bundle(args: argparse.Namespace) -> Path | None:
     choice = ca.choose_bundle(args.ca_bundle, args.no_ca)
     status(f"build CA bundle: {choice.path or 'none'} ({choice.reason})")
     return choice.path
+
+
+def _clean_images(cat: catalogue.Catalogue, keep: int, dry_run: bool) -> int:
+    """``clean-images``: housekeeping by hand, each image named."""
+    from f7tbuild.housekeeping import describe, housekeep, our_repositories
+
+    result = housekeep(our_repositories(cat.families()), keep, dry_run=dry_run)
+    for item in result.removed:
+        status(f"{'would remove' if dry_run else 'removed'} {describe(item)}")
+    for left in result.skipped:
+        warn(f"left {describe(left)}: {left.reason}")
+    status(result.summary())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,8 +238,11 @@ def main(argv: list[str] | None = None) -> int:
                 checks=not args.no_checks,
                 pull_timeout=args.pull_timeout,
                 ca_bundle=_bundle(args),
+                keep_builds=args.keep_builds,
             )
             return build_all(cat, args.images, opts)
+        if args.command == "clean-images":
+            return _clean_images(cat, args.keep, args.dry_run)
         if args.command == "build-emulated":
             from f7tbuild.build import BuildOptions
             from f7tbuild.crossbuild import DEFAULT_OUT as MULTIARCH_OUT

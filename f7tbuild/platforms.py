@@ -33,6 +33,8 @@ _MACHINES = {
     "ppc64le": ("ppc64le", "qemu-ppc64le"),
     "s390x": ("s390x", "qemu-s390x"),
 }
+#: The architectures f7tbuild knows (OCI names): the local namespaces of emulated builds.
+ARCHITECTURES = tuple(_MACHINES)
 #: OCI variant a platform gets by default (``linux/arm64`` is ``linux/arm64/v8``).
 DEFAULT_VARIANTS = {"arm64": "v8"}
 
