@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a bare Debian 12 host (as root) for building and testing f7t4jhub:
 #   - first, a check of the free disk space where Docker and the checkout live (at least
-#     F7T_MIN_FREE_GB, default 20; below it, stop and say how to free space),
+#     F7T_MIN_FREE_GB, default 15; below it, stop and say how to free space),
 #   - a Docker engine (scripts/install-docker.sh),
 #   - debootstrap (stand-in base images when no registry can be reached),
 #   - a local single-node Slurm cluster with accounting (slurmdbd + MariaDB) for the
@@ -27,11 +27,11 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-step "free disk space (F7T_MIN_FREE_GB=${F7T_MIN_FREE_GB:-20})"
+step "free disk space (F7T_MIN_FREE_GB=${F7T_MIN_FREE_GB:-15})"
 # A build and test run needs about 10 GB (nox venvs ~2.5 GB, images ~4 GB, the deploy
-# test's Podman copy ~1.2 GB, build cache); the default asks for twice that. Free space
+# test's Podman copy ~1.2 GB, build cache); the default leaves half as much again as a margin. Free space
 # is what df calls available: the file system's reserved blocks are not counted.
-min_gb="${F7T_MIN_FREE_GB:-20}"
+min_gb="${F7T_MIN_FREE_GB:-15}"
 if ! [[ "$min_gb" =~ ^[0-9]+$ ]]; then
   echo "host-setup: F7T_MIN_FREE_GB=$min_gb is not a whole number of GB" >&2
   exit 1
