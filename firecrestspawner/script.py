@@ -33,7 +33,8 @@ the script body, which FirecREST hands to sbatch on stdin, never in ``--export``
     The arguments for ``firecrestspawner-singleuser``, each shell-quoted.
 ``launch``
     A complete launch command for the chosen environment (handy for a site's
-    own single template).
+    own single template). For rootless Podman these are several lines that also stop
+    and remove the container when the job ends (:mod:`firecrestspawner.podman`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from .options import JobOptions
+from .podman import podman_launch
 
 PLACEHOLDERS = frozenset(
     {
@@ -197,7 +199,10 @@ def directives(options: JobOptions, context: ScriptContext) -> str:
 
 
 def launch_command(options: JobOptions, context: ScriptContext) -> str:
-    """One shell command that starts the launcher in the chosen environment."""
+    """The shell command that starts the launcher in the chosen environment.
+
+    One line, except for rootless Podman: its lines also stop and remove the container
+    when the job ends (:mod:`firecrestspawner.podman`)."""
     args = shlex.join(context.args)
     tail = f"{LAUNCHER} {args}".rstrip()
     if options.environment == "uenv":
@@ -206,14 +211,7 @@ def launch_command(options: JobOptions, context: ScriptContext) -> str:
             f" -- {tail}"
         )
     if options.environment == "container" and context.container_engine == "podman":
-        extra = shlex.join(context.container_args)
-        return (
-            'podman run --rm --network=host --userns=keep-id --user "$(id -u):$(id -g)" '
-            '--volume "$HOME:$HOME" '
-            '--workdir "$PWD" --env HOME="$HOME" '
-            "--env 'JUPYTERHUB_*' --env 'JPY_*' --env 'FIRECRESTSPAWNER_*' "
-            f"{extra + ' ' if extra else ''}{shlex.quote(options.container_image)} {tail}"
-        )
+        return podman_launch(options.container_image, context.container_args, tail)
     if options.environment == "container":
         flag = "--environment" if context.container_engine == "edf" else "--container-image"
         extra = shlex.join(context.container_args)

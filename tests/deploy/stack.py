@@ -384,6 +384,8 @@ def prepare_podman(user: str) -> None:
     # A previous run's teardown ended the user's processes, Podman's pause process among
     # them: let Podman forget it (otherwise: "invalid internal status").
     as_user(user, "podman system migrate", 120)
+    # Containers an earlier, killed run of this test left (the user is the test's own).
+    as_user(user, "podman rm --all --force", 120)
     conf = Path(pw.pw_dir, ".config", "containers", "storage.conf")
     if conf.exists():
         return
@@ -479,6 +481,24 @@ def active_jobs(user: str) -> list[str]:
         timeout=30, check=False,
     ).stdout
     return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def lab_leftovers(user: str) -> list[str]:
+    """What of ``user``'s JupyterLab jobs still runs or is stored on the node: Podman
+    containers the spawner's jobs started (label ``org.f7t4jhub.job``, in any state) and
+    launcher processes. Empty once every job ended and cleaned up after itself."""
+    from firecrestspawner.podman import JOB_LABEL
+
+    found = []
+    ps = as_user(user, f"podman ps --all --filter label={JOB_LABEL} "
+                       "--format '{{.Names}} {{.State}}'", 60)
+    if ps.returncode != 0:
+        found.append(f"podman ps failed (exit {ps.returncode}): {ps.stderr.strip()[-500:]}")
+    found += [f"container {line}" for line in ps.stdout.splitlines() if line.strip()]
+    procs = subprocess.run(["pgrep", "-a", "-u", user, "-f", "firecrestspawner-singleuser"],
+                           capture_output=True, text=True, timeout=30, check=False)
+    found += [f"process {line}" for line in procs.stdout.splitlines() if line.strip()]
+    return found
 
 
 def cancel_all(user: str, wait: float = 30.0) -> list[str]:

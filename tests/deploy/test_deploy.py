@@ -22,6 +22,8 @@ from tests.deploy.users import UserAPI, oidc_login
 #: Bounds (seconds): nothing here waits without one.
 START_BOUND = 240.0
 STOP_BOUND = 60.0
+#: Slurm's KillWait here is 5 s: by then the job's processes are gone.
+LEFTOVER_BOUND = 20.0
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -99,8 +101,20 @@ def container_options(dep: Deployment, variant: str = "pytorch-25.10") -> dict[s
             "partition": "debug", "time": "00:20:00"}
 
 
+def assert_nothing_left(user: str) -> None:
+    """Once the job ended, none of its JupyterLab runs or is stored on the node: no launcher
+    process, no container in the user's Podman storage (bounded: the job's end trap stops
+    and removes the container within a few seconds)."""
+    t0 = time.monotonic()
+    stack.until(lambda: not stack.lab_leftovers(user), LEFTOVER_BOUND,
+                "the job's JupyterLab gone from the node",
+                on_timeout=lambda: f"still on the node: {stack.lab_leftovers(user)}")
+    print(f"nothing of the job left on the node after {time.monotonic() - t0:.1f} s")
+
+
 def stop_and_check(dep: Deployment, api: UserAPI, job_id: str) -> None:
-    """Stop from the hub: the job is CANCELLED in Slurm within the bound, the route gone."""
+    """Stop from the hub: the job is CANCELLED in Slurm within the bound, the route gone,
+    nothing of the job left on the node."""
     r = api.stop()
     assert r.status_code in (202, 204), f"stop: {r.status_code} {r.text[:300]}"
     t0 = time.monotonic()
@@ -109,6 +123,7 @@ def stop_and_check(dep: Deployment, api: UserAPI, job_id: str) -> None:
     print(f"stop -> job {job_id} CANCELLED in {time.monotonic() - t0:.1f} s")
     assert route_target(dep) is None, dep.proxy.routes()
     assert api.lab("api/status").status_code != 200
+    assert_nothing_left(dep.user)
 
 
 # -- item 2: a user in a real browser ---------------------------------------------------------
@@ -172,6 +187,7 @@ def test_browser_login_spawn_notebook_stop(deploy: Deployment) -> None:
     assert "JUPYTERHUB_API_TOKEN=" not in seen["script"]
     assert final_state(job_id) == "CANCELLED"
     assert route_target(deploy) is None
+    assert_nothing_left(deploy.user)
 
 
 # -- item 3 (and issue 7 item 8): stop from the hub; the hub container restarted -----------------
@@ -246,6 +262,7 @@ def test_job_cancelled_behind_the_hub(deploy: Deployment) -> None:
     stack.until(lambda: api.server() is None, 3 * 10 + 30, "the hub ended the server")
     print(f"scancel -> server gone in the hub after {time.monotonic() - t0:.1f} s")
     stack.until(lambda: route_target(deploy) is None, 30, "route removed")
+    assert_nothing_left(deploy.user)
 
 
 # -- item 7: every singleuser variant meets the hub it will really meet -------------------------
