@@ -11,6 +11,7 @@ import pytest
 
 from firecrestspawner.options import JobOptions
 from firecrestspawner.script import (
+    _PLACEHOLDER,
     ScriptContext,
     check_directive,
     check_template,
@@ -19,7 +20,6 @@ from firecrestspawner.script import (
     render,
     safe_job_name,
 )
-from firecrestspawner.script import _PLACEHOLDER
 
 CONTEXT = ScriptContext(job_name="jupyterhub-alice", args=["--debug", "--x=a b"],
                         setup="module load cray-python", extra_directives=["--constraint=gpu"])
