@@ -7,8 +7,9 @@ builds every commit (CI) that is gigabytes per run until the disk is full.
 
 The rule, per local repository of ours (``f7t4jhub/<image>`` and the emulated
 ``f7t4jhub/<arch>/<image>``) and per *target* (image + variant, the label
-``org.f7t4jhub.image`` written by f7tbuild.labels; the tags when an image lacks it): the
-``keep`` most recently created images stay, the others are removed with all their tags.
+``org.f7t4jhub.image`` that f7tbuild.labels has written on every build): the ``keep``
+most recently created images stay, the others are removed with all their tags. An image
+in our repositories without that label is not a build of ours and is left alone.
 Dangling images carrying that label go too. Never touched: stand-in bases (a repository
 with ``standin`` in its name, or ``org.f7t4jhub.standin=true`` without
 ``org.f7t4jhub.image``; builds *on* stand-in bases are ordinary builds), images a
@@ -40,8 +41,6 @@ BUILD_KEEP = 2
 CLEAN_KEEP = 1
 
 _NONE_TAG = "<none>:<none>"
-# A variant's component tag: ``pytorch-25.10-lab-4.6.6[-...]`` -> ``pytorch-25.10``.
-_VARIANT_TAG = re.compile(r"^(?P<variant>.+?)-[a-z]+-\d+(?:\.\d+)+(?:-|$)")
 _CREATED = re.compile(r"^(?P<secs>[0-9-]+T[0-9:]+)(?:\.(?P<frac>\d+))?(?P<tz>Z|[+-][0-9:]+)$")
 
 
@@ -56,7 +55,7 @@ class Removed:
     image_id: str
     #: Its tags (empty for a dangling image).
     refs: tuple[str, ...]
-    #: ``org.f7t4jhub.image`` (or the target read from the tags).
+    #: ``org.f7t4jhub.image``.
     target: str
     #: The image's size as the engine reports it (layers shared with others included).
     size: int
@@ -127,17 +126,6 @@ def is_standin_base(labels: Mapping[str, str]) -> bool:
     the base's other labels, but also ``org.f7t4jhub.image``.)
     """
     return labels.get(STANDIN_LABEL) == "true" and IMAGE_LABEL not in labels
-
-
-def target_from_tags(repository: str, tags: Iterable[str]) -> str:
-    """The target of an unlabelled image from its tags: ``singleuser-pytorch-25.10`` for a
-    tag ``pytorch-25.10-lab-4.6.6-<sha7>`` in ``.../singleuser``, else the family."""
-    family = repository.rsplit("/", 1)[-1]
-    for tag in tags:
-        match = _VARIANT_TAG.match(tag)
-        if match:
-            return f"{family}-{match['variant']}"
-    return family
 
 
 def created_key(created: str, fallback: int = 0) -> tuple[int, int]:
@@ -250,12 +238,10 @@ def housekeep(
             tags = _tags(entry)
             ours = [t for t in tags if engine.split_ref(t)[0] in repos]
             labels = entry.get("Labels") or {}
-            if not ours or is_standin_base(labels):
+            target = labels.get(IMAGE_LABEL)
+            if not ours or not target or is_standin_base(labels):
                 continue
             repo = engine.split_ref(ours[0])[0]
-            target = labels.get(IMAGE_LABEL) or target_from_tags(
-                repo, [engine.split_ref(t)[1] for t in ours]
-            )
             cand = _Candidate(dict(entry), ours, [t for t in tags if t not in ours], target)
             try:
                 created = str(api.inspect_image(cand.image_id).get("Created", ""))

@@ -28,7 +28,6 @@ from f7tbuild.housekeeping import (
     housekeep,
     is_standin_base,
     our_repositories,
-    target_from_tags,
 )
 from f7tbuild.labels import IMAGE_LABEL
 from f7tbuild.standin import STANDIN_LABEL
@@ -45,18 +44,6 @@ def test_our_repositories_are_native_and_emulated_per_family() -> None:
     assert "f7t4jhub/hub" in repos
     assert "f7t4jhub/arm64/hub" in repos and "f7t4jhub/arm64/chp" in repos
     assert not any("standin" in r for r in repos)
-
-
-def test_target_from_tags_separates_variants() -> None:
-    su = "f7t4jhub/singleuser"
-    assert target_from_tags(su, ["pytorch-25.10-lab-4.6.6-a5f5111-standin"]) == (
-        "singleuser-pytorch-25.10"
-    )
-    assert target_from_tags(su, ["pytorch-24.07", "pytorch-24.07-lab-4.6"]) == (
-        "singleuser-pytorch-24.07"
-    )
-    assert target_from_tags("f7t4jhub/hub", ["6.1.1-a5f5111-standin", "6.1.1-20261130"]) == "hub"
-    assert target_from_tags("f7t4jhub/arm64/chp", ["5.3.0-abcdefa", "latest"]) == "chp"
 
 
 def test_created_key_orders_fractions_of_a_second() -> None:
@@ -262,9 +249,13 @@ def outcome(scene: Scene) -> Outcome:
             refs,
             scene.labels(**{IMAGE_LABEL: "singleuser-pytorch-25.10", STANDIN_LABEL: "false"}),
         )
-    # chp without the image label (target read from the tags); one emulated build.
+    # chp: three builds, and an image in its repository that f7tbuild did not build (no
+    # image label: never ours to remove); one emulated build.
     for i in range(1, 4):
-        scene.build(f"chp{i}", [f"{p}/chp:5.3.0-000020{i}"], scene.labels())
+        scene.build(f"chp{i}", [f"{p}/chp:5.3.0-000020{i}"],
+                    scene.labels(**{IMAGE_LABEL: "chp", STANDIN_LABEL: "false"}))
+    for i in range(1, 4):  # three, so that grouping them would remove one
+        scene.build(f"chp-foreign{i}", [f"{p}/chp:someone-elses-{i}"], scene.labels())
     scene.build(
         "arm-hub",
         [f"{p}/arm64/hub:6.1.1-0000001-standin"],
@@ -294,7 +285,8 @@ def removed_names(scene: Scene, result: Result) -> set[str]:
 def test_the_two_newest_per_target_stay_and_older_ones_go(outcome: Outcome) -> None:
     scene = outcome.scene
     assert removed_names(scene, outcome.real) == {"hub1", "su2510-1", "chp1", "dangling"}
-    for name in ("hub3", "hub4", "su2510-2", "su2510-3", "chp2", "chp3", "arm-hub"):
+    for name in ("hub3", "hub4", "su2510-2", "su2510-3", "chp2", "chp3", "arm-hub",
+                 "chp-foreign1", "chp-foreign2", "chp-foreign3"):
         assert scene.exists(name), name
     for name in ("hub1", "su2510-1", "chp1", "dangling"):
         assert not scene.exists(name), name
@@ -307,7 +299,6 @@ def test_all_tags_of_a_removed_build_are_listed(outcome: Outcome) -> None:
     assert set(hub1.refs) == {f"{p}/hub:6.1.1-0000001-standin", f"{p}/hub:6.1.1-20261201-standin"}
     dangling = next(r for r in outcome.real.removed if not r.refs)
     assert dangling.image_id == outcome.scene.ids["dangling"]
-    # The unlabelled chp builds were grouped by their tags.
     assert any(r.target == "chp" for r in outcome.real.removed)
 
 
