@@ -290,7 +290,9 @@ def clean_up(cat: Catalogue, keep: int, built: list[str]) -> None:
     """
     try:
         result = housekeeping.housekeep(
-            housekeeping.our_repositories(cat.families()), keep, protect=built
+            housekeeping.our_repositories(cat.families()),
+            keep,
+            protect=[*built, *housekeeping.current_refs(cat.targets)],
         )
     except Exception as exc:  # noqa: BLE001  (whatever went wrong, a good build stays good)
         warn(

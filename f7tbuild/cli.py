@@ -154,9 +154,11 @@ def _bundle(args: argparse.Namespace) -> Path | None:
 
 def _clean_images(cat: catalogue.Catalogue, keep: int, dry_run: bool) -> int:
     """``clean-images``: housekeeping by hand, each image named."""
-    from f7tbuild.housekeeping import describe, housekeep, our_repositories
+    from f7tbuild.housekeeping import current_refs, describe, housekeep, our_repositories
 
-    result = housekeep(our_repositories(cat.families()), keep, dry_run=dry_run)
+    result = housekeep(
+        our_repositories(cat.families()), keep, protect=current_refs(cat.targets), dry_run=dry_run
+    )
     for item in result.removed:
         status(f"{'would remove' if dry_run else 'removed'} {describe(item)}")
     for left in result.skipped:

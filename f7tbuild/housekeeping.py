@@ -16,6 +16,12 @@ with ``standin`` in its name, or ``org.f7t4jhub.standin=true`` without
 container uses (skipped and reported, never forced) and images also tagged outside our
 repositories (a publish's registry tags: skipped and reported).
 
+The *current* build of each target, the one its moving version tag names
+(``f7t4jhub/hub:6.1.1-standin``: what tests, the e2e deployment and users run), is always
+one of those kept, whatever the creation times say: BuildKit gives a rebuild that only
+changed labels (a new commit, same content) the creation time of its cached layers, so
+two builds of one target often have the same ``Created``.
+
 ``f7tbuild build`` runs it after a successful build (keep 2, ``--keep-builds N``);
 ``nox -s clean-images`` (``python -m f7tbuild clean-images``) runs it by hand (keep 1).
 """
@@ -31,9 +37,11 @@ from typing import Any
 import docker.errors
 
 from f7tbuild import engine
+from f7tbuild.catalogue import Target
 from f7tbuild.labels import IMAGE_LABEL
 from f7tbuild.platforms import ARCHITECTURES, local_repository
 from f7tbuild.standin import STANDIN_LABEL
+from f7tbuild.tags import STANDIN_SUFFIX, component
 
 #: Builds kept per target after ``f7tbuild build`` (``--keep-builds``).
 BUILD_KEEP = 2
@@ -78,7 +86,7 @@ class Result:
     dry_run: bool = False
     removed: list[Removed] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
-    #: Images left as the newest of their target (or protected).
+    #: Images left as the current or newest of their target (or protected).
     kept: int = 0
     #: Drop of the engine's total layer size (``docker system df``), None when not
     #: measured (dry run, nothing removed, or the engine did not say).
@@ -111,6 +119,18 @@ def our_repositories(families: Iterable[str]) -> list[str]:
     for family in families:
         out.append(local_repository(family, None))
         out += [local_repository(family, arch) for arch in ARCHITECTURES]
+    return out
+
+
+def current_refs(targets: Iterable[Target]) -> list[str]:
+    """The moving version tag of each target, native and emulated, real and stand-in
+    (``f7t4jhub/hub:6.1.1``, ``f7t4jhub/arm64/hub:6.1.1-standin``, ...): every build moves
+    it to itself, so it names the current build."""
+    out: list[str] = []
+    for target in targets:
+        for arch in (None, *ARCHITECTURES):
+            repo = local_repository(target.family, arch)
+            out += [f"{repo}:{component(target)}{suffix}" for suffix in ("", STANDIN_SUFFIX)]
     return out
 
 
@@ -210,8 +230,9 @@ def housekeep(
     dangling images labelled ``org.f7t4jhub.image``; ``keep`` 0 does nothing.
 
     ``only_labels``: consider only images carrying all these labels (the tests keep to
-    their own images so). ``protect``: references or ids never removed (the builds just
-    made). ``dry_run``: decide, remove nothing. Raises HousekeepingError when the engine
+    their own images so). ``protect``: references or ids never removed (the current
+    builds, :func:`current_refs`, and the builds just made); they count first among the
+    ``keep`` of their target. ``dry_run``: decide, remove nothing. Raises HousekeepingError when the engine
     cannot be asked; a refused removal is a Skipped entry.
     """
     if keep < 0:
@@ -254,7 +275,7 @@ def housekeep(
 
     doomed: list[tuple[_Candidate, list[str]]] = []
     for _key, cands in sorted(groups.items()):
-        cands.sort(key=lambda c: c.created, reverse=True)
+        cands.sort(key=lambda c: (c.image_id in protected, c.created), reverse=True)
         result.kept += min(keep, len(cands))
         for cand in cands[keep:]:
             refs = tuple(cand.ours)

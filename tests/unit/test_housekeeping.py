@@ -24,6 +24,7 @@ from f7tbuild.housekeeping import (
     Result,
     Skipped,
     created_key,
+    current_refs,
     describe,
     housekeep,
     is_standin_base,
@@ -98,6 +99,23 @@ def test_build_and_clean_images_options() -> None:
         parser().parse_args(["clean-images", "--keep", "-1"])
 
 
+def test_current_refs_are_the_version_tag_every_build_moves() -> None:
+    """The version tag f7tbuild.tags puts first on every build, for each target, native and
+    emulated, real and stand-in: housekeeping keeps what it names."""
+    from f7tbuild.catalogue import load
+    from f7tbuild.tags import Revision, local_refs
+
+    targets = load().targets
+    current = current_refs(targets)
+    for rev in (Revision("a5f5111" + "0" * 33, "2026-11-30T23:00:00Z", "x"),
+                Revision("d2a59d0" + "1" * 33, "2026-12-01T01:00:00Z", "x")):
+        for target in targets:
+            for standin in (False, True):
+                for arch in (None, "arm64"):
+                    assert local_refs(target, rev, standin, arch)[0] in current
+    assert not any(rev_tag in ref for ref in current for rev_tag in ("a5f5111", "20261130"))
+
+
 def test_a_failing_housekeeping_warns_and_does_not_fail_the_build(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -111,9 +129,10 @@ def test_a_failing_housekeeping_warns_and_does_not_fail_the_build(
         raise housekeeping.HousekeepingError("cannot list the engine's images: boom")
 
     monkeypatch.setattr(housekeeping, "housekeep", broken)
-    build.clean_up(load(), 2, ["f7t4jhub/chp:5.3.0-standin"])
+    cat = load()
+    build.clean_up(cat, 2, ["f7t4jhub/chp:5.3.0-standin"])
     out = capsys.readouterr().out
-    assert calls == [(2, ["f7t4jhub/chp:5.3.0-standin"])]
+    assert calls == [(2, ["f7t4jhub/chp:5.3.0-standin", *current_refs(cat.targets)])]
     assert "WARNING: housekeeping failed (HousekeepingError: cannot list" in out
     assert "nox -s clean-images" in out
 
@@ -342,9 +361,12 @@ def test_dry_run_decides_the_same_and_removes_nothing(outcome: Outcome) -> None:
     assert outcome.real.summary().startswith("housekeeping: removed 4 earlier builds (1 untagged)")
 
 
-def test_a_protected_build_is_kept(outcome: Outcome) -> None:
+def test_a_protected_build_is_one_of_those_kept_whatever_its_age(outcome: Outcome) -> None:
+    """The oldest hub build protected (the current build, named by the moving version tag,
+    can have the oldest or the same creation time): it is kept as one of the two, with the
+    newest, and the next newest goes instead."""
     names = removed_names(outcome.scene, outcome.protected)
-    assert "hub1" not in names and names == {"su2510-1", "chp1", "dangling"}
+    assert names == {"hub3", "su2510-1", "chp1", "dangling"}
 
 
 def test_a_second_run_finds_nothing_more(outcome: Outcome) -> None:
