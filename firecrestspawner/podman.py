@@ -7,7 +7,7 @@ may not reach JupyterLab, and its SIGKILL after ``KillWait`` may hit Podman half
 
 * with ``ProctrackType=proctrack/linuxproc`` the container keeps running after the job
   ended, outside Slurm's accounting, and nobody stops it;
-* with a cgroup process tracker Podman is killed before it removed the container, which
+* with a cgroup process tracker Podman can be killed before it removed the container, which
   stays in the user's storage (``--rm`` never ran) with the image it holds.
 
 So the script does not ``exec podman run``. It runs the container in the background
